@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything xpptp's build and tests need on a fresh Debian machine of the kind
+# described in shared/notes/environment.md. Idempotent and non-interactive; run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: needs root (apt-get install); run it with sudo or as root" >&2
+    exit 1
+fi
+
+# Debian packages: tshark checks what we emit; libssl-dev is the baseline of the MPPE benchmark.
+apt_packages=(tshark libssl-dev pkg-config)
+missing=()
+for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # tshark asks whether non-root users may capture; the answer does not matter here.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The pinned stable toolchain (rust-toolchain.toml) with rustfmt and clippy, and nightly for
+# cargo-fuzz and, later, the eBPF build.
+log "rustup toolchains"
+rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+rustup component add rustfmt clippy >/dev/null
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+rustup component add rust-src llvm-tools --toolchain nightly >/dev/null
+
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    log "cargo install cargo-fuzz"
+    cargo install --locked cargo-fuzz --quiet
+fi
+log "setup done"
