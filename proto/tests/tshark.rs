@@ -6,6 +6,8 @@
 //! tshark is required: `scripts/setup.sh` installs it (`apt-get install tshark`). The test
 //! fails, naming the fix, when it is missing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure report
+
 use std::net::Ipv4Addr;
 use std::process::Command;
 
@@ -48,11 +50,14 @@ enum Dir {
     ToClient,
 }
 
+/// (field, value as tshark's JSON prints it) pairs a frame must show.
+type Expect = Vec<(&'static str, String)>;
+
 /// One frame of the capture and what tshark must find in it.
 struct Frame {
     what: String,
     bytes: Vec<u8>,
-    expect: Vec<(&'static str, String)>,
+    expect: Expect,
 }
 
 /// Builds the capture: a TCP flow for the control connection, GRE for the call.
@@ -85,12 +90,7 @@ impl Capture {
         capture
     }
 
-    fn push(
-        &mut self,
-        what: impl Into<String>,
-        bytes: Vec<u8>,
-        expect: Vec<(&'static str, String)>,
-    ) {
+    fn push(&mut self, what: impl Into<String>, bytes: Vec<u8>, expect: Expect) {
         self.frames.push(Frame {
             what: what.into(),
             bytes,
@@ -171,13 +171,7 @@ impl Capture {
     }
 
     /// A PPTP control message (already emitted) as the next segment of its direction.
-    fn control(
-        &mut self,
-        dir: Dir,
-        what: &str,
-        message: &[u8],
-        expect: Vec<(&'static str, String)>,
-    ) {
+    fn control(&mut self, dir: Dir, what: &str, message: &[u8], expect: Expect) {
         let frame = self.tcp(dir, TcpFlags::ACK | TcpFlags::PSH, message);
         let len = u32::try_from(message.len()).unwrap();
         match dir {
@@ -189,12 +183,7 @@ impl Capture {
 
     /// A GRE packet of the call: `ppp` is the whole PPP frame (header included), or empty for
     /// a pure acknowledgement. Returns the GRE fields tshark must show.
-    fn gre(
-        &mut self,
-        dir: Dir,
-        ppp: &[u8],
-        ack: Option<u32>,
-    ) -> (Vec<u8>, Vec<(&'static str, String)>) {
+    fn gre(&mut self, dir: Dir, ppp: &[u8], ack: Option<u32>) -> (Vec<u8>, Expect) {
         let (call_id, seq) = match dir {
             Dir::ToServer => (SERVER_CALL_ID, &mut self.client_gre_seq),
             Dir::ToClient => (CLIENT_CALL_ID, &mut self.server_gre_seq),
@@ -229,7 +218,7 @@ impl Capture {
     }
 
     /// A PPP frame inside GRE, with the frame's own expected fields added to GRE's.
-    fn ppp(&mut self, dir: Dir, what: &str, ppp: Vec<u8>, mut expect: Vec<(&'static str, String)>) {
+    fn ppp(&mut self, dir: Dir, what: &str, ppp: Vec<u8>, mut expect: Expect) {
         let (frame, mut fields) = self.gre(dir, &ppp, Some(7));
         fields.append(&mut expect);
         self.push(what, frame, fields);
@@ -268,7 +257,7 @@ fn s(v: impl ToString) -> String {
 fn add_pptp(c: &mut Capture) {
     let both = FramingCapabilities::ASYNC | FramingCapabilities::SYNC;
     let any_bearer = BearerCapabilities::ANALOG | BearerCapabilities::DIGITAL;
-    let messages: Vec<(Dir, Message, Vec<(&'static str, String)>)> = vec![
+    let messages: Vec<(Dir, Message, Expect)> = vec![
         (
             Dir::ToServer,
             StartControlConnectionRequest {
