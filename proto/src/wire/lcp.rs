@@ -5,12 +5,14 @@
 //! configuration options a PPTP peer sends: Windows and pppd ask for ACCM, magic number, PFC
 //! and ACFC, and the server asks for an authentication protocol (MS-CHAPv2 in practice).
 //!
-//! Protocol numbers (Protocol-Reject, Authentication- and Quality-Protocol) are plain `u16`
-//! here; the PPP protocol enum lives in `wire::ppp`.
+//! Protocol numbers (Protocol-Reject, Authentication- and Quality-Protocol) are
+//! [`Protocol`]s, which keep numbers they do not know.
 
 use core::fmt;
 
+pub use super::chap::ChapAlgorithm;
 use super::cp::{self, Code, ConfigOption, CpPacket, OptionIter, RawOption};
+use super::ppp::Protocol;
 use super::{Error, Result};
 
 enum_with_unknown! {
@@ -28,23 +30,6 @@ enum_with_unknown! {
         ShortSequence = 18,
         EndpointDiscriminator = 19,
         LinkDiscriminator = 23,
-    }
-}
-
-/// PPP protocol number of PAP (RFC 1334), as named in Authentication-Protocol.
-pub const PROTOCOL_PAP: u16 = 0xc023;
-/// PPP protocol number of CHAP (RFC 1994), as named in Authentication-Protocol.
-pub const PROTOCOL_CHAP: u16 = 0xc223;
-/// PPP protocol number of Link Quality Report (RFC 1989), as named in Quality-Protocol.
-pub const PROTOCOL_LQR: u16 = 0xc025;
-
-enum_with_unknown! {
-    /// The CHAP algorithm octet of an Authentication-Protocol option naming CHAP
-    /// (RFC 1994 §3, RFC 2433 §2 for MS-CHAPv1, RFC 2759 §2 for MS-CHAPv2).
-    pub enum ChapAlgorithm(u8) {
-        Md5 = 5,
-        MsChapV1 = 0x80,
-        MsChapV2 = 0x81,
     }
 }
 
@@ -70,19 +55,19 @@ impl AuthMethod {
 
     /// Recognises an Authentication-Protocol option's protocol and data. `None` for other
     /// protocols (EAP, ...) and for PAP with data or CHAP without exactly one octet.
-    pub fn from_option(protocol: u16, data: &[u8]) -> Option<AuthMethod> {
+    pub fn from_option(protocol: Protocol, data: &[u8]) -> Option<AuthMethod> {
         match (protocol, data) {
-            (PROTOCOL_PAP, []) => Some(AuthMethod::Pap),
-            (PROTOCOL_CHAP, &[algorithm]) => Some(AuthMethod::Chap(algorithm.into())),
+            (Protocol::Pap, []) => Some(AuthMethod::Pap),
+            (Protocol::Chap, &[algorithm]) => Some(AuthMethod::Chap(algorithm.into())),
             _ => None,
         }
     }
 
     /// The PPP protocol number the option carries.
-    pub fn protocol(&self) -> u16 {
+    pub fn protocol(&self) -> Protocol {
         match self {
-            AuthMethod::Pap => PROTOCOL_PAP,
-            AuthMethod::Chap(_) => PROTOCOL_CHAP,
+            AuthMethod::Pap => Protocol::Pap,
+            AuthMethod::Chap(_) => Protocol::Chap,
         }
     }
 
@@ -129,9 +114,9 @@ pub enum LcpOption<'a> {
     Accm(u32),
     /// Authentication-Protocol, RFC 1661 §6.2: protocol number, then protocol-specific data
     /// (the CHAP algorithm). See [`AuthMethod`].
-    AuthProtocol { protocol: u16, data: &'a [u8] },
+    AuthProtocol { protocol: Protocol, data: &'a [u8] },
     /// Quality-Protocol, RFC 1661 §6.3.
-    QualityProtocol { protocol: u16, data: &'a [u8] },
+    QualityProtocol { protocol: Protocol, data: &'a [u8] },
     /// Magic-Number, RFC 1661 §6.4: loop detection, and the magic of Echo packets.
     MagicNumber(u32),
     /// Protocol-Field-Compression, RFC 1661 §6.5.
@@ -178,11 +163,12 @@ fn exact<const N: usize>(data: &[u8], what: &'static str) -> Result<[u8; N]> {
     <[u8; N]>::try_from(data).map_err(|_| Error::Malformed(what))
 }
 
-fn with_u16<'a>(data: &'a [u8], what: &'static str) -> Result<(u16, &'a [u8])> {
+/// Splits the PPP protocol number off the front of an option's data.
+fn with_protocol<'a>(data: &'a [u8], what: &'static str) -> Result<(Protocol, &'a [u8])> {
     let (head, rest) = data
         .split_first_chunk::<2>()
         .ok_or(Error::Malformed(what))?;
-    Ok((u16::from_be_bytes(*head), rest))
+    Ok((Protocol::from(u16::from_be_bytes(*head)), rest))
 }
 
 impl<'a> ConfigOption<'a> for LcpOption<'a> {
@@ -194,11 +180,11 @@ impl<'a> ConfigOption<'a> for LcpOption<'a> {
                 LcpOption::Accm(u32::from_be_bytes(exact(data, "LCP ACCM length")?))
             }
             OptionType::AuthProtocol => {
-                let (protocol, data) = with_u16(data, "LCP Authentication-Protocol length")?;
+                let (protocol, data) = with_protocol(data, "LCP Authentication-Protocol length")?;
                 LcpOption::AuthProtocol { protocol, data }
             }
             OptionType::QualityProtocol => {
-                let (protocol, data) = with_u16(data, "LCP Quality-Protocol length")?;
+                let (protocol, data) = with_protocol(data, "LCP Quality-Protocol length")?;
                 LcpOption::QualityProtocol { protocol, data }
             }
             OptionType::MagicNumber => {
@@ -284,7 +270,7 @@ impl<'a> ConfigOption<'a> for LcpOption<'a> {
             }
             LcpOption::AuthProtocol { protocol, data }
             | LcpOption::QualityProtocol { protocol, data } => {
-                cp::write_parts(out, &[&protocol.to_be_bytes(), data])
+                cp::write_parts(out, &[&u16::from(protocol).to_be_bytes(), data])
             }
             LcpOption::Callback {
                 operation: first,
@@ -318,20 +304,20 @@ impl fmt::Display for LcpOption<'_> {
                 Some(AuthMethod::Chap(ChapAlgorithm::Md5)) => f.write_str("auth chap MD5"),
                 Some(AuthMethod::Chap(ChapAlgorithm::MsChapV1)) => f.write_str("auth chap MS"),
                 Some(AuthMethod::Chap(ChapAlgorithm::MsChapV2)) => f.write_str("auth chap MS-v2"),
-                _ if protocol == PROTOCOL_CHAP => {
+                _ if protocol == Protocol::Chap => {
                     f.write_str("auth chap")?;
                     hex_tail(f, data)
                 }
                 _ => {
-                    write!(f, "auth 0x{protocol:x}")?;
+                    write!(f, "auth 0x{:x}", u16::from(protocol))?;
                     hex_tail(f, data)
                 }
             },
             LcpOption::QualityProtocol { protocol, data } => {
-                if protocol == PROTOCOL_LQR {
+                if protocol == Protocol::Lqr {
                     f.write_str("quality lqr")?;
                 } else {
-                    write!(f, "quality 0x{protocol:x}")?;
+                    write!(f, "quality 0x{:x}", u16::from(protocol))?;
                 }
                 hex_tail(f, data)
             }
@@ -395,7 +381,7 @@ pub enum Repr<'a> {
     /// information field, cut to fit the peer's MRU. Sent only while LCP is Opened.
     ProtocolReject {
         id: u8,
-        protocol: u16,
+        protocol: Protocol,
         information: &'a [u8],
     },
     /// RFC 1661 §5.8: keepalive. `magic` is the sender's Magic-Number, or 0 if none was
@@ -460,7 +446,7 @@ impl<'a> Repr<'a> {
                     .ok_or(Error::Malformed("LCP Protocol-Reject without protocol"))?;
                 Repr::ProtocolReject {
                     id,
-                    protocol: u16::from_be_bytes(*protocol),
+                    protocol: Protocol::from(u16::from_be_bytes(*protocol)),
                     information,
                 }
             }
@@ -577,7 +563,7 @@ impl<'a> Repr<'a> {
                 protocol,
                 information,
                 ..
-            } => f(&[&protocol.to_be_bytes(), information]),
+            } => f(&[&u16::from(protocol).to_be_bytes(), information]),
             Repr::EchoRequest { magic, data, .. }
             | Repr::EchoReply { magic, data, .. }
             | Repr::DiscardRequest { magic, data, .. }
@@ -645,7 +631,7 @@ impl fmt::Display for Repr<'_> {
                 information,
                 ..
             } => {
-                write!(f, " proto=0x{protocol:x}")?;
+                write!(f, " proto=0x{:x}", u16::from(protocol))?;
                 hex(f, information)
             }
             Repr::EchoRequest { magic, data, .. }
@@ -787,7 +773,7 @@ mod test {
             [
                 LcpOption::Accm(0),
                 LcpOption::AuthProtocol {
-                    protocol: 0xc223,
+                    protocol: Protocol::Chap,
                     data: &[0x81]
                 },
                 LcpOption::MagicNumber(0x7871_55cf),
@@ -889,7 +875,7 @@ mod test {
             repr,
             Repr::ProtocolReject {
                 id: 5,
-                protocol: 0x8057,
+                protocol: Protocol::Ipv6cp,
                 information: &PROTREJ_IPV6CP[6..]
             }
         );
@@ -1062,7 +1048,7 @@ mod test {
             ),
             (
                 LcpOption::QualityProtocol {
-                    protocol: PROTOCOL_LQR,
+                    protocol: Protocol::Lqr,
                     data: &[0, 0, 0x0b, 0xb8],
                 },
                 &[0x04, 0x08, 0xc0, 0x25, 0x00, 0x00, 0x0b, 0xb8],
@@ -1103,12 +1089,12 @@ mod test {
             assert_eq!(LcpOption::parse(raw).unwrap(), *option);
         }
         assert_eq!(
-            AuthMethod::from_option(PROTOCOL_CHAP, &[0x07]),
+            AuthMethod::from_option(Protocol::Chap, &[0x07]),
             Some(AuthMethod::Chap(ChapAlgorithm::Unknown(7)))
         );
-        assert_eq!(AuthMethod::from_option(PROTOCOL_CHAP, &[]), None);
-        assert_eq!(AuthMethod::from_option(PROTOCOL_PAP, &[1]), None);
-        assert_eq!(AuthMethod::from_option(0xc227, &[]), None);
+        assert_eq!(AuthMethod::from_option(Protocol::Chap, &[]), None);
+        assert_eq!(AuthMethod::from_option(Protocol::Pap, &[1]), None);
+        assert_eq!(AuthMethod::from_option(Protocol::from(0xc227), &[]), None);
         assert_eq!(AuthMethod::Pap.to_option().to_string(), "auth pap");
         assert_eq!(
             AuthMethod::MS_CHAP_V1.to_option().to_string(),
@@ -1116,7 +1102,7 @@ mod test {
         );
         assert_eq!(
             LcpOption::AuthProtocol {
-                protocol: 0xc227,
+                protocol: Protocol::from(0xc227),
                 data: &[]
             }
             .to_string(),
@@ -1149,11 +1135,11 @@ mod test {
                 Arb::Mru(v) => LcpOption::Mru(*v),
                 Arb::Accm(v) => LcpOption::Accm(*v),
                 Arb::Auth(protocol, data) => LcpOption::AuthProtocol {
-                    protocol: *protocol,
+                    protocol: Protocol::from(*protocol),
                     data,
                 },
                 Arb::Quality(protocol, data) => LcpOption::QualityProtocol {
-                    protocol: *protocol,
+                    protocol: Protocol::from(*protocol),
                     data,
                 },
                 Arb::Magic(v) => LcpOption::MagicNumber(*v),
