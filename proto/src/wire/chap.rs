@@ -18,6 +18,7 @@
 //! [`MsChapV2Challenge`], [`MsChapV2Response`] for the Value, and [`MsChapV2Success`],
 //! [`MsChapV2Failure`], [`MsChapV1Failure`] for the Message text.
 
+use super::cp::{self, CpPacket};
 use super::{Error, Result};
 
 enum_with_unknown! {
@@ -75,34 +76,32 @@ enum_with_unknown! {
 }
 
 mod field {
-    use core::ops::{Range, RangeFrom};
-
-    pub const CODE: usize = 0;
-    pub const IDENTIFIER: usize = 1;
-    pub const LENGTH: Range<usize> = 2..4;
-    pub const DATA: RangeFrom<usize> = 4..;
-    /// Challenge/Response: Value-Size, then Value.
-    pub const VALUE_SIZE: usize = 4;
-    pub const VALUE: usize = 5;
+    /// Challenge/Response, offsets in the body: Value-Size, then Value.
+    pub const VALUE_SIZE: usize = 0;
+    pub const VALUE: usize = 1;
 }
 
-/// Size of the Code, Identifier and Length header.
-pub const HEADER_LEN: usize = field::DATA.start;
+/// Size of the Code, Identifier and Length header (the RFC 1661 §5 control packet header).
+pub const HEADER_LEN: usize = cp::HEADER_LEN;
 
 /// A read/write view of a CHAP packet.
 ///
 /// The Value, Name and Message getters interpret the body whatever the code says; they
 /// never panic on a buffer that passed [`check_len`](Packet::check_len) (a field that does
 /// not fit reads as empty).
+///
+/// The header is PPP's control packet header, so the view wraps [`CpPacket`] for it.
 #[derive(Debug, PartialEq, Eq, Clone)]
 pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+    header: CpPacket<T>,
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer without checking it.
     pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
+        Packet {
+            header: CpPacket::new_unchecked(buffer),
+        }
     }
 
     /// Wraps a buffer and checks it with [`check_len`](Packet::check_len).
@@ -121,17 +120,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     ///
     /// A Value-Size of 0 passes: the algorithm's value type rejects the wrong size.
     pub fn check_len(&self) -> Result<()> {
-        let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        let length = usize::from(self.length());
-        if length < HEADER_LEN {
-            return Err(Error::Malformed("chap length"));
-        }
-        if length > len {
-            return Err(Error::Truncated);
-        }
+        self.header.check_header("chap length")?;
         let data = self.data();
         match Code::from(self.code()) {
             Code::Challenge | Code::Response => {
@@ -152,29 +141,28 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Returns the underlying buffer.
     pub fn into_inner(self) -> T {
-        self.buffer
+        self.header.into_inner()
     }
 
     /// The Code field, raw; see [`Code`].
     pub fn code(&self) -> u8 {
-        self.buffer.as_ref()[field::CODE]
+        self.header.code().into()
     }
 
     /// The Identifier field, which ties a Response to its Challenge and a Success or
     /// Failure to its Response.
     pub fn identifier(&self) -> u8 {
-        self.buffer.as_ref()[field::IDENTIFIER]
+        self.header.identifier()
     }
 
     /// The Length field: header plus body, in octets.
     pub fn length(&self) -> u16 {
-        let b = self.buffer.as_ref();
-        u16::from_be_bytes([b[field::LENGTH.start], b[field::LENGTH.start + 1]])
+        self.header.length()
     }
 
     /// The body: the octets after the header, up to Length (padding excluded).
     pub fn data(&self) -> &[u8] {
-        body(self.buffer.as_ref())
+        self.header.data_ref()
     }
 
     /// Challenge/Response: the Value-Size octet.
@@ -205,61 +193,56 @@ impl<T: AsRef<[u8]>> Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the Code field.
     pub fn set_code(&mut self, value: u8) {
-        self.buffer.as_mut()[field::CODE] = value;
+        self.header.set_code(value.into());
     }
 
     /// Sets the Identifier field.
     pub fn set_identifier(&mut self, value: u8) {
-        self.buffer.as_mut()[field::IDENTIFIER] = value;
+        self.header.set_identifier(value);
     }
 
     /// Sets the Length field (header included).
     pub fn set_length(&mut self, value: u16) {
-        self.buffer.as_mut()[field::LENGTH].copy_from_slice(&value.to_be_bytes());
+        self.header.set_length(value);
     }
 
     /// Challenge/Response: sets the Value-Size octet.
     pub fn set_value_size(&mut self, value: u8) {
-        self.buffer.as_mut()[field::VALUE_SIZE] = value;
+        self.body_mut()[field::VALUE_SIZE] = value;
     }
 
     /// Challenge/Response: the Value, sized by Value-Size.
     pub fn value_mut(&mut self) -> &mut [u8] {
-        let end = field::VALUE + usize::from(self.buffer.as_ref()[field::VALUE_SIZE]);
-        &mut self.buffer.as_mut()[field::VALUE..end]
+        let body = self.body_mut();
+        let end = field::VALUE + usize::from(body[field::VALUE_SIZE]);
+        &mut body[field::VALUE..end]
     }
 
     /// Challenge/Response: the Name, from after the Value to Length.
     pub fn name_mut(&mut self) -> &mut [u8] {
-        let start = field::VALUE + usize::from(self.buffer.as_ref()[field::VALUE_SIZE]);
-        let end = usize::from(self.length());
-        &mut self.buffer.as_mut()[start..end]
+        let start = field::VALUE + usize::from(self.body_mut()[field::VALUE_SIZE]);
+        &mut self.header.data_mut()[start..]
     }
 
     /// The body after the header, up to Length: the Message of a Success or Failure.
     pub fn data_mut(&mut self) -> &mut [u8] {
-        let end = usize::from(self.length());
-        &mut self.buffer.as_mut()[HEADER_LEN..end]
+        self.header.data_mut()
+    }
+
+    // Value-Size locates the Value by itself, so those setters work before Length is set.
+    fn body_mut(&mut self) -> &mut [u8] {
+        &mut self.header.buffer_mut()[HEADER_LEN..]
     }
 }
 
 impl<T: AsRef<[u8]>> AsRef<[u8]> for Packet<T> {
     fn as_ref(&self) -> &[u8] {
-        self.buffer.as_ref()
+        self.header.as_ref()
     }
 }
 
 // Body accessors over plain slices, shared by the getters and by `Repr::parse` (where the
 // result must borrow for the buffer's lifetime, not the packet's). They are total.
-
-/// The octets after the header, up to Length.
-fn body(packet: &[u8]) -> &[u8] {
-    let length = match packet.get(field::LENGTH) {
-        Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
-        _ => return &[],
-    };
-    packet.get(HEADER_LEN..length).unwrap_or(&[])
-}
 
 fn value_of(data: &[u8]) -> &[u8] {
     let size = usize::from(data.first().copied().unwrap_or(0));
@@ -308,7 +291,7 @@ impl<'a> Repr<'a> {
     /// Parses a packet (checking it with [`Packet::check_len`] first).
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&'a T>) -> Result<Repr<'a>> {
         packet.check_len()?;
-        let data: &'a [u8] = body(packet.buffer.as_ref());
+        let data: &'a [u8] = packet.header.data();
         let identifier = packet.identifier();
         Ok(match Code::from(packet.code()) {
             Code::Challenge => Repr::Challenge {
@@ -387,35 +370,33 @@ impl<'a> Repr<'a> {
         &self,
         packet: &mut Packet<&mut T>,
     ) -> Result<()> {
-        let total = self.buffer_len();
-        let length = u16::try_from(total).map_err(|_| Error::Malformed("chap length"))?;
-        if packet.buffer.as_ref().len() < total {
-            return Err(Error::BufferTooSmall);
-        }
-        if let Repr::Challenge { value, .. } | Repr::Response { value, .. } = self {
-            let value_size = u8::try_from(value.len())
-                .map_err(|_| Error::Malformed("chap value longer than 255"))?;
-            packet.set_value_size(value_size);
-        }
-        packet.set_code(self.code().into());
-        packet.set_identifier(self.identifier());
-        packet.set_length(length);
-        match self {
+        let value_size;
+        let parts: [&[u8]; 3] = match *self {
             Repr::Challenge { value, name, .. } | Repr::Response { value, name, .. } => {
-                packet.value_mut().copy_from_slice(value);
-                packet.name_mut().copy_from_slice(name);
+                value_size = [u8::try_from(value.len())
+                    .map_err(|_| Error::Malformed("chap value longer than 255"))?];
+                [&value_size, value, name]
             }
-            Repr::Success { message, .. } | Repr::Failure { message, .. } => {
-                packet.data_mut().copy_from_slice(message);
-            }
+            Repr::Success { message, .. } | Repr::Failure { message, .. } => [message, &[], &[]],
+            Repr::ChangePassword { .. } => [&[], &[], &[]],
+            Repr::Other { data, .. } => [data, &[], &[]],
+        };
+        let data_len = self.buffer_len() - HEADER_LEN;
+        let out = packet.header.emit_header_as(
+            self.code().into(),
+            self.identifier(),
+            data_len,
+            "chap length",
+        )?;
+        match self {
             Repr::ChangePassword {
                 change_password, ..
-            } => {
-                change_password.emit(packet.data_mut())?;
+            } => change_password.emit(out).map(|_| ()),
+            _ => {
+                cp::write_parts(out, &parts);
+                Ok(())
             }
-            Repr::Other { data, .. } => packet.data_mut().copy_from_slice(data),
         }
-        Ok(())
     }
 }
 

@@ -115,15 +115,21 @@ impl<T: AsRef<[u8]>> CpPacket<T> {
     /// Checks that the header fits, that Length counts at least the header
     /// (`Malformed`), and that the buffer holds Length octets (`Truncated`).
     pub fn check_len(&self) -> Result<()> {
+        self.check_header("control packet length shorter than its header")
+    }
+
+    /// [`check_len`](Self::check_len) with the caller's name for a Length below the header.
+    ///
+    /// PAP and CHAP frame their packets with this same header (RFC 1334 §2.2, RFC 1994 §4)
+    /// and check it through here before checking their bodies.
+    pub(crate) fn check_header(&self, short_length: &'static str) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
             return Err(Error::Truncated);
         }
         let length = usize::from(self.length());
         if length < HEADER_LEN {
-            return Err(Error::Malformed(
-                "control packet length shorter than its header",
-            ));
+            return Err(Error::Malformed(short_length));
         }
         if length > len {
             return Err(Error::Truncated);
@@ -151,12 +157,34 @@ impl<T: AsRef<[u8]>> CpPacket<T> {
         let b = &self.buffer.as_ref()[field::LENGTH];
         u16::from_be_bytes([b[0], b[1]])
     }
+
+    /// The data after the header, up to Length, borrowed from the view (see
+    /// [`data`](CpPacket::data) for a borrow of the buffer itself).
+    pub(crate) fn data_ref(&self) -> &[u8] {
+        data_of(self.buffer.as_ref())
+    }
+}
+
+impl<T: AsRef<[u8]>> AsRef<[u8]> for CpPacket<T> {
+    fn as_ref(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+}
+
+/// The octets after the header, up to Length; empty where the buffer does not hold them, so
+/// it is total even on a buffer that failed `check_len`.
+fn data_of(buffer: &[u8]) -> &[u8] {
+    let length = match buffer.get(field::LENGTH) {
+        Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
+        _ => return &[],
+    };
+    buffer.get(field::DATA..length).unwrap_or_default()
 }
 
 impl<'a, T: AsRef<[u8]> + ?Sized> CpPacket<&'a T> {
     /// The data after the header, up to Length (padding excluded).
     pub fn data(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[field::DATA..usize::from(self.length())]
+        data_of(self.buffer.as_ref())
     }
 
     /// The data read as an option list: right for Configure-Request, -Ack, -Nak and -Reject.
@@ -199,18 +227,40 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> CpPacket<T> {
         identifier: u8,
         data_len: usize,
     ) -> Result<&mut [u8]> {
+        self.emit_header_as(
+            code.into(),
+            identifier,
+            data_len,
+            "control packet longer than 65535 octets",
+        )
+    }
+
+    /// [`emit_header`](Self::emit_header) with a raw code (PAP's and CHAP's codes are their
+    /// own enums) and the caller's name for a packet longer than 65535 octets.
+    pub(crate) fn emit_header_as(
+        &mut self,
+        code: u8,
+        identifier: u8,
+        data_len: usize,
+        too_long: &'static str,
+    ) -> Result<&mut [u8]> {
         let total = HEADER_LEN
             .checked_add(data_len)
             .filter(|&total| total <= MAX_PACKET_LEN)
-            .ok_or(Error::Malformed("control packet longer than 65535 octets"))?;
+            .ok_or(Error::Malformed(too_long))?;
         if self.buffer.as_ref().len() < total {
             return Err(Error::BufferTooSmall);
         }
-        self.set_code(code);
+        self.buffer.as_mut()[field::CODE] = code;
         self.set_identifier(identifier);
         // `total <= MAX_PACKET_LEN` was checked above, so this cannot truncate.
         self.set_length(total as u16);
         Ok(self.data_mut())
+    }
+
+    /// The whole buffer, for PAP's and CHAP's setters of fields after the header.
+    pub(crate) fn buffer_mut(&mut self) -> &mut [u8] {
+        self.buffer.as_mut()
     }
 }
 

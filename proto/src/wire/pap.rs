@@ -11,6 +11,7 @@
 //!
 //! Length counts the header; bytes after Length are link padding and are ignored.
 
+use super::cp::{self, CpPacket};
 use super::{Error, Result};
 
 enum_with_unknown! {
@@ -25,32 +26,27 @@ enum_with_unknown! {
     }
 }
 
-mod field {
-    use core::ops::{Range, RangeFrom};
-
-    pub const CODE: usize = 0;
-    pub const IDENTIFIER: usize = 1;
-    pub const LENGTH: Range<usize> = 2..4;
-    pub const DATA: RangeFrom<usize> = 4..;
-}
-
-/// Size of the Code, Identifier and Length header.
-pub const HEADER_LEN: usize = field::DATA.start;
+/// Size of the Code, Identifier and Length header (the RFC 1661 §5 control packet header).
+pub const HEADER_LEN: usize = cp::HEADER_LEN;
 
 /// A read/write view of a PAP packet.
 ///
 /// The body fields are at offsets that depend on earlier length bytes; their getters never
 /// panic on a buffer that passed [`check_len`](Packet::check_len) (a field that does not fit
 /// reads as empty), so asking for the peer-id of an Authenticate-Ack is harmless.
+///
+/// The header is PPP's control packet header, so the view wraps [`CpPacket`] for it.
 #[derive(Debug, PartialEq, Eq, Clone)]
 pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+    header: CpPacket<T>,
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer without checking it.
     pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
+        Packet {
+            header: CpPacket::new_unchecked(buffer),
+        }
     }
 
     /// Wraps a buffer and checks it with [`check_len`](Packet::check_len).
@@ -69,17 +65,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// An Ack or Nak with Length 4 (no Msg-Length octet) is accepted as an empty message,
     /// as pppd does; unknown codes are checked as far as the header only.
     pub fn check_len(&self) -> Result<()> {
-        let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        let length = usize::from(self.length());
-        if length < HEADER_LEN {
-            return Err(Error::Malformed("pap length"));
-        }
-        if length > len {
-            return Err(Error::Truncated);
-        }
+        self.header.check_header("pap length")?;
         let data = self.data();
         match Code::from(self.code()) {
             Code::AuthenticateRequest => {
@@ -109,28 +95,27 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Returns the underlying buffer.
     pub fn into_inner(self) -> T {
-        self.buffer
+        self.header.into_inner()
     }
 
     /// The Code field, raw; see [`Code`].
     pub fn code(&self) -> u8 {
-        self.buffer.as_ref()[field::CODE]
+        self.header.code().into()
     }
 
     /// The Identifier field, which matches an Ack/Nak to its Request.
     pub fn identifier(&self) -> u8 {
-        self.buffer.as_ref()[field::IDENTIFIER]
+        self.header.identifier()
     }
 
     /// The Length field: header plus body, in octets.
     pub fn length(&self) -> u16 {
-        let b = self.buffer.as_ref();
-        u16::from_be_bytes([b[field::LENGTH.start], b[field::LENGTH.start + 1]])
+        self.header.length()
     }
 
     /// The body: the octets after the header, up to Length (padding excluded).
     pub fn data(&self) -> &[u8] {
-        body(self.buffer.as_ref())
+        self.header.data_ref()
     }
 
     /// Authenticate-Request: the Peer-ID Length octet.
@@ -170,71 +155,71 @@ impl<T: AsRef<[u8]>> Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the Code field.
     pub fn set_code(&mut self, value: u8) {
-        self.buffer.as_mut()[field::CODE] = value;
+        self.header.set_code(value.into());
     }
 
     /// Sets the Identifier field.
     pub fn set_identifier(&mut self, value: u8) {
-        self.buffer.as_mut()[field::IDENTIFIER] = value;
+        self.header.set_identifier(value);
     }
 
     /// Sets the Length field (header included).
     pub fn set_length(&mut self, value: u16) {
-        self.buffer.as_mut()[field::LENGTH].copy_from_slice(&value.to_be_bytes());
+        self.header.set_length(value);
     }
 
     /// Authenticate-Request: sets the Peer-ID Length octet.
     pub fn set_peer_id_len(&mut self, value: u8) {
-        self.buffer.as_mut()[HEADER_LEN] = value;
+        self.body_mut()[0] = value;
     }
 
     /// Authenticate-Request: the Peer-ID, sized by Peer-ID Length.
     pub fn peer_id_mut(&mut self) -> &mut [u8] {
-        let start = HEADER_LEN + 1;
-        let len = usize::from(self.peer_id_len_raw());
-        &mut self.buffer.as_mut()[start..start + len]
+        let len = usize::from(self.body_mut()[0]);
+        &mut self.body_mut()[1..1 + len]
     }
 
     /// Authenticate-Request: sets the Passwd-Length octet (after Peer-ID).
     pub fn set_password_len(&mut self, value: u8) {
-        let at = HEADER_LEN + 1 + usize::from(self.peer_id_len_raw());
-        self.buffer.as_mut()[at] = value;
+        let at = 1 + usize::from(self.body_mut()[0]);
+        self.body_mut()[at] = value;
     }
 
     /// Authenticate-Request: the Password, sized by Passwd-Length.
     pub fn password_mut(&mut self) -> &mut [u8] {
-        let at = HEADER_LEN + 1 + usize::from(self.peer_id_len_raw());
-        let len = usize::from(self.buffer.as_ref()[at]);
-        &mut self.buffer.as_mut()[at + 1..at + 1 + len]
+        let body = self.body_mut();
+        let at = 1 + usize::from(body[0]);
+        let len = usize::from(body[at]);
+        &mut body[at + 1..at + 1 + len]
     }
 
     /// Authenticate-Ack/Nak: sets the Msg-Length octet.
     pub fn set_message_len(&mut self, value: u8) {
-        self.buffer.as_mut()[HEADER_LEN] = value;
+        self.body_mut()[0] = value;
     }
 
     /// Authenticate-Ack/Nak: the Message, sized by Msg-Length.
     pub fn message_mut(&mut self) -> &mut [u8] {
-        let len = usize::from(self.buffer.as_ref()[HEADER_LEN]);
-        &mut self.buffer.as_mut()[HEADER_LEN + 1..HEADER_LEN + 1 + len]
+        let body = self.body_mut();
+        let len = usize::from(body[0]);
+        &mut body[1..1 + len]
     }
 
     /// The body after the header, up to Length, for codes this module does not know.
     pub fn data_mut(&mut self) -> &mut [u8] {
-        let end = usize::from(self.length());
-        &mut self.buffer.as_mut()[HEADER_LEN..end]
+        self.header.data_mut()
     }
 
-    // The setters read the length octet from the buffer itself, not through `data()`, so
-    // that they work before Length is set.
-    fn peer_id_len_raw(&self) -> u8 {
-        self.buffer.as_ref()[HEADER_LEN]
+    // The setters locate fields by the length octets in the buffer itself, not through
+    // Length, so that they work before Length is set.
+    fn body_mut(&mut self) -> &mut [u8] {
+        &mut self.header.buffer_mut()[HEADER_LEN..]
     }
 }
 
 impl<T: AsRef<[u8]>> AsRef<[u8]> for Packet<T> {
     fn as_ref(&self) -> &[u8] {
-        self.buffer.as_ref()
+        self.header.as_ref()
     }
 }
 
@@ -264,7 +249,7 @@ impl<'a> Repr<'a> {
     /// Parses a packet that passed [`Packet::check_len`] (it checks again).
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&'a T>) -> Result<Repr<'a>> {
         packet.check_len()?;
-        let data: &'a [u8] = body(packet.buffer.as_ref());
+        let data: &'a [u8] = packet.header.data();
         let identifier = packet.identifier();
         Ok(match Code::from(packet.code()) {
             Code::AuthenticateRequest => Repr::AuthenticateRequest {
@@ -332,36 +317,29 @@ impl<'a> Repr<'a> {
         &self,
         packet: &mut Packet<&mut T>,
     ) -> Result<()> {
-        let total = self.buffer_len();
-        let length = u16::try_from(total).map_err(|_| Error::Malformed("pap length"))?;
-        if packet.buffer.as_ref().len() < total {
-            return Err(Error::BufferTooSmall);
-        }
         let octet = |s: &[u8], what| u8::try_from(s.len()).map_err(|_| Error::Malformed(what));
-        match self {
+        let (first_len, second_len);
+        let parts: [&[u8]; 4] = match *self {
             Repr::AuthenticateRequest {
                 peer_id, password, ..
             } => {
-                let peer_id_len = octet(peer_id, "pap peer-id longer than 255")?;
-                let password_len = octet(password, "pap password longer than 255")?;
-                packet.set_peer_id_len(peer_id_len);
-                packet.peer_id_mut().copy_from_slice(peer_id);
-                packet.set_password_len(password_len);
-                packet.password_mut().copy_from_slice(password);
+                first_len = [octet(peer_id, "pap peer-id longer than 255")?];
+                second_len = [octet(password, "pap password longer than 255")?];
+                [&first_len, peer_id, &second_len, password]
             }
             Repr::AuthenticateAck { message, .. } | Repr::AuthenticateNak { message, .. } => {
-                let message_len = octet(message, "pap message longer than 255")?;
-                packet.set_message_len(message_len);
-                packet.message_mut().copy_from_slice(message);
+                first_len = [octet(message, "pap message longer than 255")?];
+                [&first_len, message, &[], &[]]
             }
-            Repr::Other { .. } => {}
-        }
-        packet.set_code(self.code().into());
-        packet.set_identifier(self.identifier());
-        packet.set_length(length);
-        if let Repr::Other { data, .. } = self {
-            packet.data_mut().copy_from_slice(data);
-        }
+            Repr::Other { data, .. } => [data, &[], &[], &[]],
+        };
+        let out = packet.header.emit_header_as(
+            self.code().into(),
+            self.identifier(),
+            cp::parts_len(&parts),
+            "pap length",
+        )?;
+        cp::write_parts(out, &parts);
         Ok(())
     }
 }
@@ -369,15 +347,6 @@ impl<'a> Repr<'a> {
 // Body accessors over plain slices, shared by the getters and by `Repr::parse` (where the
 // result must borrow for the buffer's lifetime, not the packet's). Out-of-range reads give 0
 // or an empty slice, so they are total on any input.
-
-/// The octets after the header, up to Length.
-fn body(packet: &[u8]) -> &[u8] {
-    let length = match packet.get(field::LENGTH) {
-        Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
-        _ => return &[],
-    };
-    packet.get(HEADER_LEN..length).unwrap_or(&[])
-}
 
 fn byte_at(data: &[u8], at: usize) -> u8 {
     data.get(at).copied().unwrap_or(0)
