@@ -391,70 +391,22 @@ impl fmt::Display for CcpOption<'_> {
 /// A CCP packet (RFC 1962 §2): the common codes plus Reset-Request and Reset-Ack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Repr<'a> {
-    ConfigureRequest {
-        id: u8,
-        options: &'a [u8],
-    },
-    ConfigureAck {
-        id: u8,
-        options: &'a [u8],
-    },
-    ConfigureNak {
-        id: u8,
-        options: &'a [u8],
-    },
-    ConfigureReject {
-        id: u8,
-        options: &'a [u8],
-    },
-    TerminateRequest {
-        id: u8,
-        data: &'a [u8],
-    },
-    TerminateAck {
-        id: u8,
-        data: &'a [u8],
-    },
-    CodeReject {
-        id: u8,
-        rejected_packet: &'a [u8],
-    },
+    /// The codes every control protocol has (RFC 1661 §5.1 to §5.6), and codes CCP does
+    /// not define (`cp::Repr::Unknown`). [`parse`](Repr::parse) never puts Reset-Request or
+    /// -Ack here; built by hand with one, it emits the same bytes but parses back as that
+    /// code's variant.
+    Common(cp::Repr<'a>),
     /// RFC 1962 §2.1: the receiver's decompressor (for MPPE, decryptor) lost sync. The data
     /// is algorithm-specific and usually empty.
-    ResetRequest {
-        id: u8,
-        data: &'a [u8],
-    },
+    ResetRequest { id: u8, data: &'a [u8] },
     /// RFC 1962 §2.1: the answer to a Reset-Request, echoing its Identifier.
-    ResetAck {
-        id: u8,
-        data: &'a [u8],
-    },
-    /// A code CCP does not define.
-    Unknown {
-        code: Code,
-        id: u8,
-        data: &'a [u8],
-    },
+    ResetAck { id: u8, data: &'a [u8] },
 }
 
 impl<'a> Repr<'a> {
     /// Parses a CCP packet; checks its length first.
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &CpPacket<&'a T>) -> Result<Repr<'a>> {
         Ok(match cp::Repr::parse(packet)? {
-            cp::Repr::ConfigureRequest { id, options } => Repr::ConfigureRequest { id, options },
-            cp::Repr::ConfigureAck { id, options } => Repr::ConfigureAck { id, options },
-            cp::Repr::ConfigureNak { id, options } => Repr::ConfigureNak { id, options },
-            cp::Repr::ConfigureReject { id, options } => Repr::ConfigureReject { id, options },
-            cp::Repr::TerminateRequest { id, data } => Repr::TerminateRequest { id, data },
-            cp::Repr::TerminateAck { id, data } => Repr::TerminateAck { id, data },
-            cp::Repr::CodeReject {
-                id,
-                rejected_packet,
-            } => Repr::CodeReject {
-                id,
-                rejected_packet,
-            },
             cp::Repr::Unknown {
                 code: Code::ResetRequest,
                 id,
@@ -465,7 +417,7 @@ impl<'a> Repr<'a> {
                 id,
                 data,
             } => Repr::ResetAck { id, data },
-            cp::Repr::Unknown { code, id, data } => Repr::Unknown { code, id, data },
+            common => Repr::Common(common),
         })
     }
 
@@ -473,19 +425,7 @@ impl<'a> Repr<'a> {
     /// -Ack come out as `Unknown` with their code), for a generic negotiation automaton.
     pub fn as_common(&self) -> cp::Repr<'a> {
         match *self {
-            Repr::ConfigureRequest { id, options } => cp::Repr::ConfigureRequest { id, options },
-            Repr::ConfigureAck { id, options } => cp::Repr::ConfigureAck { id, options },
-            Repr::ConfigureNak { id, options } => cp::Repr::ConfigureNak { id, options },
-            Repr::ConfigureReject { id, options } => cp::Repr::ConfigureReject { id, options },
-            Repr::TerminateRequest { id, data } => cp::Repr::TerminateRequest { id, data },
-            Repr::TerminateAck { id, data } => cp::Repr::TerminateAck { id, data },
-            Repr::CodeReject {
-                id,
-                rejected_packet,
-            } => cp::Repr::CodeReject {
-                id,
-                rejected_packet,
-            },
+            Repr::Common(common) => common,
             Repr::ResetRequest { id, data } => cp::Repr::Unknown {
                 code: Code::ResetRequest,
                 id,
@@ -496,7 +436,6 @@ impl<'a> Repr<'a> {
                 id,
                 data,
             },
-            Repr::Unknown { code, id, data } => cp::Repr::Unknown { code, id, data },
         }
     }
 
@@ -621,7 +560,7 @@ mod test {
     #[test]
     fn parse_confreq() {
         let repr = parse(&CONFREQ_MPPE).unwrap();
-        let Repr::ConfigureRequest { id: 1, options } = repr else {
+        let Repr::Common(cp::Repr::ConfigureRequest { id: 1, options }) = repr else {
             panic!("{repr:?}")
         };
         let opts: Vec<_> = CcpOption::iter(options).collect::<Result<_>>().unwrap();
@@ -643,10 +582,15 @@ mod test {
         let n = w.finish();
         assert_eq!(&buf[..n], &CONFREQ_MPPE[..]);
 
-        let Repr::ConfigureRequest { id, options } = parse(&CONFREQ_MPPE).unwrap() else {
+        let Repr::Common(cp::Repr::ConfigureRequest { id, options }) =
+            parse(&CONFREQ_MPPE).unwrap()
+        else {
             panic!()
         };
-        assert_eq!(emit(&Repr::ConfigureAck { id, options }), CONFACK_MPPE);
+        assert_eq!(
+            emit(&Repr::Common(cp::Repr::ConfigureAck { id, options })),
+            CONFACK_MPPE
+        );
     }
 
     #[test]
@@ -672,10 +616,10 @@ mod test {
         // Echo is LCP's, not CCP's.
         assert!(matches!(
             parse(&[0x09, 0x00, 0x00, 0x08, 0, 0, 0, 0]).unwrap(),
-            Repr::Unknown {
+            Repr::Common(cp::Repr::Unknown {
                 code: Code::EchoRequest,
                 ..
-            }
+            })
         ));
         assert_eq!(parse(&[0x0e, 0x03, 0x00, 0x05]), Err(Error::Truncated));
     }
@@ -758,10 +702,10 @@ mod test {
             ));
         }
         // Shown by pppd-like Display as the raw option if it cannot be decoded.
-        let repr = Repr::ConfigureRequest {
+        let repr = Repr::Common(cp::Repr::ConfigureRequest {
             id: 1,
             options: &[0x12, 0x05, 0x01, 0x00, 0x00],
-        };
+        });
         assert_eq!(repr.to_string(), "ConfReq id=0x1 <type=0x12 010000>");
     }
 

@@ -340,9 +340,9 @@ where
 
 /// The packets every PPP control protocol has (RFC 1661 §5.1 to §5.6): codes 1 to 7.
 ///
-/// This is the whole of IPCP (RFC 1332 §2). LCP and CCP have their own `Repr` that adds
-/// their codes; any other code lands in `Unknown` so the automaton can Code-Reject it
-/// (RFC 1661 §5.6) with the original bytes.
+/// This is the whole of IPCP (RFC 1332 §2). LCP and CCP have their own `Repr` that wraps
+/// this one in `Common` and adds their codes; any other code lands in `Unknown` so the
+/// automaton can Code-Reject it (RFC 1661 §5.6) with the original bytes.
 ///
 /// Configure packets keep their option list as bytes: walk it with [`OptionIter`], which
 /// reports a malformed option where it occurs, so the automaton can reject from there on as

@@ -343,40 +343,16 @@ impl fmt::Display for LcpOption<'_> {
 /// An LCP packet (RFC 1661 §5, RFC 1570 §2).
 ///
 /// Configure packets keep their option list as bytes; decode it with [`LcpOption::iter`] or
-/// walk [`RawOption`]s to copy them into a Nak or Reject. Codes LCP does not define (14 and
-/// up) are `Unknown`, to be answered with a Code-Reject.
+/// walk [`RawOption`]s to copy them into a Nak or Reject. The common codes are a
+/// [`cp::Repr`] in `Common`; codes LCP does not define (14 and up) are
+/// `Common(cp::Repr::Unknown)`, to be answered with a Code-Reject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Repr<'a> {
-    ConfigureRequest {
-        id: u8,
-        options: &'a [u8],
-    },
-    ConfigureAck {
-        id: u8,
-        options: &'a [u8],
-    },
-    ConfigureNak {
-        id: u8,
-        options: &'a [u8],
-    },
-    ConfigureReject {
-        id: u8,
-        options: &'a [u8],
-    },
-    /// RFC 1661 §5.5; pppd puts a reason string in `data`.
-    TerminateRequest {
-        id: u8,
-        data: &'a [u8],
-    },
-    TerminateAck {
-        id: u8,
-        data: &'a [u8],
-    },
-    /// RFC 1661 §5.6: the rejected packet from its Code on, cut to fit the peer's MRU.
-    CodeReject {
-        id: u8,
-        rejected_packet: &'a [u8],
-    },
+    /// The codes every control protocol has (RFC 1661 §5.1 to §5.6), and codes LCP does
+    /// not define (`cp::Repr::Unknown`). [`parse`](Repr::parse) never puts LCP's own codes
+    /// here; built by hand with one, it emits the same bytes but parses back as that code's
+    /// variant.
+    Common(cp::Repr<'a>),
     /// RFC 1661 §5.7: the PPP protocol number of a frame we do not speak, then that frame's
     /// information field, cut to fit the peer's MRU. Sent only while LCP is Opened.
     ProtocolReject {
@@ -415,12 +391,6 @@ pub enum Repr<'a> {
         seconds: u32,
         message: &'a [u8],
     },
-    /// A code LCP does not define.
-    Unknown {
-        code: Code,
-        id: u8,
-        data: &'a [u8],
-    },
 }
 
 impl<'a> Repr<'a> {
@@ -431,7 +401,7 @@ impl<'a> Repr<'a> {
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &CpPacket<&'a T>) -> Result<Repr<'a>> {
         let (code, id, data) = match cp::Repr::parse(packet)? {
             cp::Repr::Unknown { code, id, data } => (code, id, data),
-            common => return Ok(Repr::from_common(common)),
+            common => return Ok(Repr::Common(common)),
         };
         let magic = |what| -> Result<(u32, &'a [u8])> {
             let (magic, rest) = data
@@ -478,49 +448,17 @@ impl<'a> Repr<'a> {
                     message,
                 }
             }
-            code => Repr::Unknown { code, id, data },
+            code => Repr::Common(cp::Repr::Unknown { code, id, data }),
         })
-    }
-
-    fn from_common(common: cp::Repr<'a>) -> Repr<'a> {
-        match common {
-            cp::Repr::ConfigureRequest { id, options } => Repr::ConfigureRequest { id, options },
-            cp::Repr::ConfigureAck { id, options } => Repr::ConfigureAck { id, options },
-            cp::Repr::ConfigureNak { id, options } => Repr::ConfigureNak { id, options },
-            cp::Repr::ConfigureReject { id, options } => Repr::ConfigureReject { id, options },
-            cp::Repr::TerminateRequest { id, data } => Repr::TerminateRequest { id, data },
-            cp::Repr::TerminateAck { id, data } => Repr::TerminateAck { id, data },
-            cp::Repr::CodeReject {
-                id,
-                rejected_packet,
-            } => Repr::CodeReject {
-                id,
-                rejected_packet,
-            },
-            cp::Repr::Unknown { code, id, data } => Repr::Unknown { code, id, data },
-        }
     }
 
     /// The packet as one of the codes every control protocol shares (1 to 7, or `Unknown`),
     /// for a negotiation automaton that handles those generically; `None` for LCP's own.
     pub fn as_common(&self) -> Option<cp::Repr<'a>> {
-        Some(match *self {
-            Repr::ConfigureRequest { id, options } => cp::Repr::ConfigureRequest { id, options },
-            Repr::ConfigureAck { id, options } => cp::Repr::ConfigureAck { id, options },
-            Repr::ConfigureNak { id, options } => cp::Repr::ConfigureNak { id, options },
-            Repr::ConfigureReject { id, options } => cp::Repr::ConfigureReject { id, options },
-            Repr::TerminateRequest { id, data } => cp::Repr::TerminateRequest { id, data },
-            Repr::TerminateAck { id, data } => cp::Repr::TerminateAck { id, data },
-            Repr::CodeReject {
-                id,
-                rejected_packet,
-            } => cp::Repr::CodeReject {
-                id,
-                rejected_packet,
-            },
-            Repr::Unknown { code, id, data } => cp::Repr::Unknown { code, id, data },
-            _ => return None,
-        })
+        match *self {
+            Repr::Common(common) => Some(common),
+            _ => None,
+        }
     }
 
     /// The Code this packet is sent with.
@@ -532,27 +470,20 @@ impl<'a> Repr<'a> {
             Repr::DiscardRequest { .. } => Code::DiscardRequest,
             Repr::Identification { .. } => Code::Identification,
             Repr::TimeRemaining { .. } => Code::TimeRemaining,
-            common => common.as_common().map_or(Code::Unknown(0), |c| c.code()),
+            Repr::Common(common) => common.code(),
         }
     }
 
     /// The Identifier.
     pub fn id(&self) -> u8 {
         match *self {
-            Repr::ConfigureRequest { id, .. }
-            | Repr::ConfigureAck { id, .. }
-            | Repr::ConfigureNak { id, .. }
-            | Repr::ConfigureReject { id, .. }
-            | Repr::TerminateRequest { id, .. }
-            | Repr::TerminateAck { id, .. }
-            | Repr::CodeReject { id, .. }
-            | Repr::ProtocolReject { id, .. }
+            Repr::Common(common) => common.id(),
+            Repr::ProtocolReject { id, .. }
             | Repr::EchoRequest { id, .. }
             | Repr::EchoReply { id, .. }
             | Repr::DiscardRequest { id, .. }
             | Repr::Identification { id, .. }
-            | Repr::TimeRemaining { id, .. }
-            | Repr::Unknown { id, .. } => id,
+            | Repr::TimeRemaining { id, .. } => id,
         }
     }
 
@@ -734,10 +665,10 @@ mod test {
     #[test]
     fn parse_client_confreq() {
         let repr = parse(&CLIENT_CONFREQ).unwrap();
-        let Repr::ConfigureRequest {
+        let Repr::Common(cp::Repr::ConfigureRequest {
             id: 1,
             options: list,
-        } = repr
+        }) = repr
         else {
             panic!("{repr:?}");
         };
@@ -760,10 +691,10 @@ mod test {
     #[test]
     fn parse_server_confreq() {
         let repr = parse(&SERVER_CONFREQ).unwrap();
-        let Repr::ConfigureRequest {
+        let Repr::Common(cp::Repr::ConfigureRequest {
             id: 1,
             options: list,
-        } = repr
+        }) = repr
         else {
             panic!("{repr:?}");
         };
@@ -806,10 +737,12 @@ mod test {
     fn ack_echoes_request() {
         // The client's ConfAck is the server's request with code 2: emit it from the parsed
         // request's options.
-        let Repr::ConfigureRequest { id, options } = parse(&SERVER_CONFREQ).unwrap() else {
+        let Repr::Common(cp::Repr::ConfigureRequest { id, options }) =
+            parse(&SERVER_CONFREQ).unwrap()
+        else {
             panic!()
         };
-        let ack = Repr::ConfigureAck { id, options };
+        let ack = Repr::Common(cp::Repr::ConfigureAck { id, options });
         assert_eq!(emit(&ack), CLIENT_CONFACK);
         assert_eq!(parse(&CLIENT_CONFACK).unwrap(), ack);
     }
@@ -854,15 +787,15 @@ mod test {
         let request = parse(&CLIENT_TERMREQ).unwrap();
         assert_eq!(
             request,
-            Repr::TerminateRequest {
+            Repr::Common(cp::Repr::TerminateRequest {
                 id: 2,
                 data: b"MPPE disabled"
-            }
+            })
         );
         assert_eq!(request.to_string(), "TermReq id=0x2 \"MPPE disabled\"");
         assert_eq!(emit(&request), CLIENT_TERMREQ);
 
-        let ack = Repr::TerminateAck { id: 2, data: &[] };
+        let ack = Repr::Common(cp::Repr::TerminateAck { id: 2, data: &[] });
         assert_eq!(parse(&SERVER_TERMACK).unwrap(), ack);
         assert_eq!(emit(&ack), SERVER_TERMACK);
         assert_eq!(ack.to_string(), "TermAck id=0x2");
@@ -899,27 +832,27 @@ mod test {
         let repr = parse(&unknown).unwrap();
         assert_eq!(
             repr,
-            Repr::Unknown {
+            Repr::Common(cp::Repr::Unknown {
                 code: Code::Unknown(0x20),
                 id: 9,
                 data: &[0xde, 0xad]
-            }
+            })
         );
         assert_eq!(emit(&repr), unknown);
-        let reject = Repr::CodeReject {
+        let reject = Repr::Common(cp::Repr::CodeReject {
             id: 1,
             rejected_packet: &unknown,
-        };
+        });
         let bytes = emit(&reject);
         assert_eq!(bytes[..4], [0x07, 0x01, 0x00, 0x0a]);
         assert_eq!(parse(&bytes).unwrap(), reject);
         // CCP's Reset-Request is not an LCP code.
         assert!(matches!(
             parse(&[0x0e, 0x01, 0x00, 0x04]).unwrap(),
-            Repr::Unknown {
+            Repr::Common(cp::Repr::Unknown {
                 code: Code::ResetRequest,
                 ..
-            }
+            })
         ));
     }
 
