@@ -740,11 +740,7 @@ mod test {
                 })
                 .collect();
             let mut buf = vec![0u8; 10 * 255];
-            let mut w = cp::OptionWriter::new(&mut buf);
-            for option in &options {
-                w.push(option).unwrap();
-            }
-            let written = w.into_bytes();
+            let written = cp::testing::write_options(&mut buf, &options);
             let parsed: Vec<_> = CcpOption::iter(written).collect::<Result<_>>().unwrap();
             prop_assert_eq!(parsed, options);
         }

@@ -826,6 +826,25 @@ impl<'b> ConfigPacketWriter<'b> {
     }
 }
 
+/// Helpers for the tests of the protocols built on this module.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{ConfigOption, OptionWriter};
+
+    /// Writes `options` into `buf` one after another, as a Configure packet's option list,
+    /// and returns the list; panics if they do not fit.
+    pub(crate) fn write_options<'b, 'o, O: ConfigOption<'o>>(
+        buf: &'b mut [u8],
+        options: &[O],
+    ) -> &'b [u8] {
+        let mut w = OptionWriter::new(buf);
+        for option in options {
+            w.push(option).unwrap();
+        }
+        w.into_bytes()
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;

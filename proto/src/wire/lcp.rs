@@ -1124,11 +1124,7 @@ mod test {
         fn option_lists_round_trip(list in proptest::collection::vec(arb_option(), 0..10)) {
             let options: Vec<_> = list.iter().map(Arb::option).collect();
             let mut buf = vec![0u8; 10 * 255];
-            let mut w = cp::OptionWriter::new(&mut buf);
-            for option in &options {
-                w.push(option).unwrap();
-            }
-            let written = w.into_bytes();
+            let written = cp::testing::write_options(&mut buf, &options);
             let parsed: Vec<_> = LcpOption::iter(written).collect::<Result<_>>().unwrap();
             prop_assert_eq!(parsed, options);
         }
