@@ -15,9 +15,15 @@ use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use serde_json::Value;
 
-use xpptp_proto::wire::chap::{self, MsChapV2Failure, MsChapV2Response, MsChapV2Success};
+use xpptp_proto::wire::ccp::{self, CcpOption, MppeBits};
+use xpptp_proto::wire::chap::{
+    self, ChapAlgorithm, MsChapV2Failure, MsChapV2Response, MsChapV2Success,
+};
+use xpptp_proto::wire::cp::{self, Code, ConfigPacketWriter, CpPacket};
 use xpptp_proto::wire::gre::{GrePacket, GreRepr};
+use xpptp_proto::wire::ipcp::{IpcpOption, VjCompression};
 use xpptp_proto::wire::ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
+use xpptp_proto::wire::lcp::{self, LcpOption};
 use xpptp_proto::wire::mppe::{MppeHeader, MppeRepr};
 use xpptp_proto::wire::pap;
 use xpptp_proto::wire::ppp::{PppFrame, PppHeader, Protocol};
@@ -488,6 +494,221 @@ fn add_pptp(c: &mut Capture) {
     }
 }
 
+/// A Configure-Request/Ack/Nak/Reject with `options`, for protocol `protocol`.
+fn config_packet<'o, O: cp::ConfigOption<'o>>(
+    protocol: Protocol,
+    code: Code,
+    id: u8,
+    options: &[O],
+) -> Vec<u8> {
+    let mut buf = vec![0u8; 256];
+    let mut writer = ConfigPacketWriter::new(&mut buf, code, id).unwrap();
+    for option in options {
+        writer.push(option).unwrap();
+    }
+    let len = writer.finish();
+    buf.truncate(len);
+    ppp_frame(PppHeader::uncompressed(protocol), &buf)
+}
+
+fn lcp_frame(repr: &lcp::Repr<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut CpPacket::new_unchecked(&mut buf[..]))
+        .unwrap();
+    ppp_frame(PppHeader::uncompressed(Protocol::Lcp), &buf)
+}
+
+fn ccp_frame(repr: &ccp::Repr<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut CpPacket::new_unchecked(&mut buf[..]))
+        .unwrap();
+    ppp_frame(PppHeader::uncompressed(Protocol::Ccp), &buf)
+}
+
+/// LCP, IPCP and CCP as a negotiation would send them.
+fn add_negotiation(c: &mut Capture) {
+    let request = [
+        LcpOption::Mru(1400),
+        LcpOption::Accm(0),
+        LcpOption::AuthProtocol {
+            protocol: Protocol::Chap,
+            data: &[u8::from(ChapAlgorithm::MsChapV2)],
+        },
+        LcpOption::MagicNumber(0x1234_5678),
+        LcpOption::Pfc,
+        LcpOption::Acfc,
+    ];
+    c.ppp(
+        Dir::ToClient,
+        "LCP Configure-Request",
+        config_packet(Protocol::Lcp, Code::ConfigureRequest, 1, &request),
+        vec![
+            ("ppp.protocol", s("0xc021")),
+            ("ppp.code", s(1)),
+            ("lcp.opt.mru", s(1400)),
+            ("lcp.opt.asyncmap", s("0x00000000")),
+            ("lcp.opt.auth_protocol", s("0xc223")),
+            ("lcp.opt.algorithm", s(0x81)),
+            ("lcp.opt.magic_number", s("0x12345678")),
+        ],
+    );
+    let rejected = [
+        LcpOption::Mrru(1614),
+        LcpOption::EndpointDiscriminator {
+            class: 1,
+            address: b"\x01\x02\x03\x04",
+        },
+        LcpOption::Callback {
+            operation: 6,
+            message: &[],
+        },
+    ];
+    c.ppp(
+        Dir::ToClient,
+        "LCP Configure-Reject (multilink, callback)",
+        config_packet(Protocol::Lcp, Code::ConfigureReject, 2, &rejected),
+        vec![
+            ("ppp.code", s(4)),
+            ("lcp.opt.mrru", s(1614)),
+            ("lcp.opt.operation", s(6)),
+        ],
+    );
+    c.ppp(
+        Dir::ToServer,
+        "LCP Echo-Request",
+        lcp_frame(&lcp::Repr::EchoRequest {
+            id: 9,
+            magic: 0x0bad_cafe,
+            data: &[],
+        }),
+        vec![("ppp.code", s(9)), ("lcp.magic_number", s("0x0badcafe"))],
+    );
+    c.ppp(
+        Dir::ToClient,
+        "LCP Echo-Reply",
+        lcp_frame(&lcp::Repr::EchoReply {
+            id: 9,
+            magic: 0x1234_5678,
+            data: &[],
+        }),
+        vec![("ppp.code", s(10)), ("ppp.identifier", s(9))],
+    );
+    let ipv6cp = [
+        1u8, 1, 0, 14, 1, 10, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
+    ];
+    c.ppp(
+        Dir::ToClient,
+        "LCP Protocol-Reject of IPV6CP",
+        lcp_frame(&lcp::Repr::ProtocolReject {
+            id: 3,
+            protocol: Protocol::Ipv6cp,
+            information: &ipv6cp,
+        }),
+        vec![("ppp.code", s(8)), ("lcp.rej_proto", s("0x8057"))],
+    );
+    c.ppp(
+        Dir::ToServer,
+        "LCP Identification",
+        lcp_frame(&lcp::Repr::Identification {
+            id: 4,
+            magic: 1,
+            message: b"MSRASV5.20",
+        }),
+        vec![("ppp.code", s(12)), ("lcp.message", s("MSRASV5.20"))],
+    );
+    c.ppp(
+        Dir::ToClient,
+        "LCP Terminate-Request",
+        lcp_frame(&lcp::Repr::Common(cp::Repr::TerminateRequest {
+            id: 5,
+            data: b"MPPE required",
+        })),
+        vec![("ppp.code", s(5))],
+    );
+
+    let address = |a: [u8; 4]| Ipv4Addr::from(a);
+    let ipcp_request = [
+        IpcpOption::IpCompressionProtocol {
+            protocol: 0x002d,
+            data: &VjCompression {
+                max_slot_id: 15,
+                comp_slot_id: 1,
+            }
+            .to_bytes(),
+        },
+        IpcpOption::IpAddress(Ipv4Addr::UNSPECIFIED),
+        IpcpOption::PrimaryDns(Ipv4Addr::UNSPECIFIED),
+        IpcpOption::PrimaryNbns(Ipv4Addr::UNSPECIFIED),
+    ];
+    c.ppp(
+        Dir::ToServer,
+        "IPCP Configure-Request",
+        config_packet(Protocol::Ipcp, Code::ConfigureRequest, 1, &ipcp_request),
+        vec![
+            ("ppp.protocol", s("0x8021")),
+            ("ipcp.opt.compress_proto", s("0x002d")),
+            ("ipcp.opt.max_slot_id", s(15)),
+            ("ipcp.opt.ip_address", s("0.0.0.0")),
+        ],
+    );
+    let ipcp_nak = [
+        IpcpOption::IpAddress(address([192, 168, 77, 10])),
+        IpcpOption::PrimaryDns(address([192, 0, 2, 53])),
+        IpcpOption::SecondaryDns(address([192, 0, 2, 54])),
+        IpcpOption::PrimaryNbns(address([192, 0, 2, 137])),
+        IpcpOption::SecondaryNbns(address([192, 0, 2, 138])),
+    ];
+    c.ppp(
+        Dir::ToClient,
+        "IPCP Configure-Nak (address, DNS, NBNS)",
+        config_packet(Protocol::Ipcp, Code::ConfigureNak, 1, &ipcp_nak),
+        vec![
+            ("ppp.code", s(3)),
+            ("ipcp.opt.ip_address", s("192.168.77.10")),
+            ("ipcp.opt.pri_dns_address", s("192.0.2.53")),
+            ("ipcp.opt.sec_dns_address", s("192.0.2.54")),
+            ("ipcp.opt.pri_nbns_address", s("192.0.2.137")),
+            ("ipcp.opt.sec_nbns_address", s("192.0.2.138")),
+        ],
+    );
+
+    let mppe = [CcpOption::Mppe(MppeBits::H | MppeBits::S)];
+    c.ppp(
+        Dir::ToServer,
+        "CCP Configure-Request (MPPE 128 stateless)",
+        config_packet(Protocol::Ccp, Code::ConfigureRequest, 1, &mppe),
+        vec![
+            ("ppp.protocol", s("0x80fd")),
+            ("ccp.opt.supported_bits", s("0x01000040")),
+            ("ccp.opt.supported_bits.h", s(1)),
+            ("ccp.opt.supported_bits.s", s(1)),
+            ("ccp.opt.supported_bits.l", s(0)),
+        ],
+    );
+    let stateful_40 = [CcpOption::Mppe(MppeBits::L)];
+    c.ppp(
+        Dir::ToClient,
+        "CCP Configure-Nak (MPPE 40 stateful)",
+        config_packet(Protocol::Ccp, Code::ConfigureNak, 1, &stateful_40),
+        vec![
+            ("ppp.code", s(3)),
+            ("ccp.opt.supported_bits", s("0x00000020")),
+        ],
+    );
+    c.ppp(
+        Dir::ToServer,
+        "CCP Reset-Request",
+        ccp_frame(&ccp::Repr::ResetRequest { id: 7, data: &[] }),
+        vec![("ppp.code", s(14)), ("ppp.identifier", s(7))],
+    );
+    c.ppp(
+        Dir::ToClient,
+        "CCP Reset-Ack",
+        ccp_frame(&ccp::Repr::ResetAck { id: 7, data: &[] }),
+        vec![("ppp.code", s(15)), ("ppp.identifier", s(7))],
+    );
+}
+
 fn add_auth(c: &mut Capture) {
     let auth_challenge = [0xf7u8; 16];
     let lcp_chap = |body: Vec<u8>| ppp_frame(PppHeader::uncompressed(Protocol::Chap), &body);
@@ -758,6 +979,7 @@ fn check(frames: &[Frame], decoded: &[Value]) {
 fn tshark_decodes_everything_we_emit() {
     let mut capture = Capture::new();
     add_pptp(&mut capture);
+    add_negotiation(&mut capture);
     add_auth(&mut capture);
     add_data(&mut capture);
     let decoded = tshark_decode(&capture.frames);
