@@ -1349,3 +1349,114 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn client_clears_call_before_its_reply() {
+    let mut pair = established_pair();
+    let now = pair.now;
+    pair.client
+        .conn
+        .place_call(now, 9, OutgoingCallParams::default())
+        .unwrap();
+    // The CCRQ follows the OCRQ before the server's caller answered: the server's CDN
+    // carries Call ID 0 and still ends the client's call.
+    pair.client.conn.clear_call(now, 9).unwrap();
+    pair.drive();
+    assert!(matches!(
+        pair.server.take_events()[..],
+        [
+            Event::CallRequested(_),
+            Event::CallCleared {
+                local_call_id: None,
+                peer_call_id: Some(9),
+                cause: CallClearCause::PeerClearRequest
+            }
+        ]
+    ));
+    assert_eq!(
+        pair.client.take_events(),
+        vec![Event::CallCleared {
+            local_call_id: Some(9),
+            peer_call_id: None,
+            cause: CallClearCause::LocalClear { acknowledged: true }
+        }]
+    );
+}
+
+#[test]
+fn client_call_timeouts() {
+    let t0 = Instant::now();
+    // No keepalive here: the unanswered Echo-Requests would close the connection first.
+    let config = Config {
+        echo_interval: None,
+        ..Config::pptp_linux()
+    };
+    let mut client = End::new(Connection::client(config, t0));
+    client.feed(t0, &h(CAPTURE_SCCRP));
+    client
+        .conn
+        .place_call(t0, 1, OutgoingCallParams::default())
+        .unwrap();
+    client.drain();
+    client.take_events();
+    client.take_sent();
+    // No OCRP: after 60 s the client gives up and clears the call at the server.
+    client.conn.handle_timeout(t0 + 60 * SECOND);
+    client.drain();
+    assert!(
+        client
+            .take_sent()
+            .contains(&Message::CallClearRequest(CallClearRequest { call_id: 1 }))
+    );
+    assert!(client.take_events().contains(&Event::CallCleared {
+        local_call_id: Some(1),
+        peer_call_id: None,
+        cause: CallClearCause::SetupTimeout
+    }));
+
+    // An established call whose CCRQ gets no CDN is cleared after 60 s.
+    let t1 = t0 + 61 * SECOND;
+    client
+        .conn
+        .place_call(t1, 2, OutgoingCallParams::default())
+        .unwrap();
+    client.feed(
+        t1,
+        &bytes_of(OutgoingCallReply {
+            call_id: 77,
+            peer_call_id: 2,
+            result: OutgoingCallResult::Connected,
+            error: ErrorCode::NoError,
+            cause_code: 0,
+            connect_speed: 64000,
+            recv_window_size: 16,
+            packet_processing_delay: 0,
+            physical_channel_id: 0,
+        }),
+    );
+    assert!(
+        client
+            .take_events()
+            .contains(&Event::CallEstablished(CallEstablished {
+                local_call_id: 2,
+                peer_call_id: 77,
+                peer_recv_window: 16,
+                peer_packet_delay: 0,
+                connect_speed: 64000,
+            }))
+    );
+    client.conn.clear_call(t1, 2).unwrap();
+    assert_eq!(
+        client.conn.clear_call(t1, 2),
+        Err(CommandError::UnknownCall(2))
+    );
+    client.conn.handle_timeout(t1 + 60 * SECOND);
+    client.drain();
+    assert!(client.take_events().contains(&Event::CallCleared {
+        local_call_id: Some(2),
+        peer_call_id: Some(77),
+        cause: CallClearCause::LocalClear {
+            acknowledged: false
+        }
+    }));
+}
