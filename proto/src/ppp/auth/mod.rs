@@ -44,7 +44,7 @@ mod server;
 mod tests;
 
 pub use client::{Client, ClientConfig};
-pub use policy::{AuthPolicy, Method, PppdAuthOption};
+pub use policy::{AuthPolicy, AuthReply, Method, PppdAuthOption};
 pub use server::{Server, ServerConfig};
 
 /// At most this many packets wait in a machine's transmit queue.

@@ -253,6 +253,42 @@ impl AuthPolicy {
     }
 }
 
+/// The peer's answer to the authenticator's Authentication-Protocol option (RFC 1661
+/// section 5.3: Nak with the protocol we would rather use, Reject if we would use none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthReply {
+    /// Configure-Ack: we authenticate with this method.
+    Ack(Method),
+    /// Configure-Nak suggesting this method (our preferred).
+    Nak(Method),
+    /// Configure-Reject: we allow no method at all.
+    Reject,
+}
+
+impl AuthPolicy {
+    /// Peer side: how to answer an Authentication-Protocol option asking for `requested`
+    /// (pppd's client: Ack what it allows, otherwise Nak with its strongest).
+    pub fn answer_request(self, requested: AuthMethod) -> AuthReply {
+        match (Method::from_lcp(requested), self.preferred()) {
+            (Some(method), _) if self.allows(method) => AuthReply::Ack(method),
+            (_, Some(preferred)) => AuthReply::Nak(preferred),
+            (_, None) => AuthReply::Reject,
+        }
+    }
+
+    /// Authenticator side: what to ask for after the peer Naked `current`, suggesting
+    /// `suggested` (pppd: the suggestion if we allow it, else the next weaker method we
+    /// allow). `None`: no common method, LCP must close ([`FailureCause::NoCommonMethod`]).
+    ///
+    /// [`FailureCause::NoCommonMethod`]: super::FailureCause::NoCommonMethod
+    pub fn after_nak(self, current: Method, suggested: Option<AuthMethod>) -> Option<Method> {
+        match suggested.and_then(Method::from_lcp) {
+            Some(method) if self.allows(method) && method != current => Some(method),
+            _ => self.next_after(current),
+        }
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -300,6 +336,46 @@ mod test {
         assert_eq!(AuthPolicy::default().strongest_common([Method::Pap]), None);
         assert!(policy.allows_lcp(AuthMethod::MS_CHAP_V2));
         assert!(!policy.allows_lcp(AuthMethod::Chap(ChapAlgorithm::Unknown(0x82))));
+    }
+
+    #[test]
+    fn test_lcp_answers() {
+        let client = AuthPolicy::all().without(Method::Pap);
+        assert_eq!(
+            client.answer_request(AuthMethod::MS_CHAP_V1),
+            AuthReply::Ack(Method::MsChapV1)
+        );
+        assert_eq!(
+            client.answer_request(AuthMethod::Pap),
+            AuthReply::Nak(Method::MsChapV2)
+        );
+        assert_eq!(
+            client.answer_request(AuthMethod::Chap(ChapAlgorithm::Unknown(0x82))),
+            AuthReply::Nak(Method::MsChapV2)
+        );
+        assert_eq!(
+            AuthPolicy::none().answer_request(AuthMethod::MS_CHAP_V2),
+            AuthReply::Reject
+        );
+
+        let server = AuthPolicy::all();
+        assert_eq!(
+            server.after_nak(Method::MsChapV2, Some(AuthMethod::Pap)),
+            Some(Method::Pap)
+        );
+        assert_eq!(
+            server.after_nak(Method::MsChapV2, None),
+            Some(Method::MsChapV1)
+        );
+        let pptpd = AuthPolicy::default();
+        assert_eq!(
+            pptpd.after_nak(Method::MsChapV2, Some(AuthMethod::Pap)),
+            None
+        );
+        assert_eq!(
+            pptpd.after_nak(Method::MsChapV2, Some(AuthMethod::MS_CHAP_V2)),
+            None
+        );
     }
 
     #[test]

@@ -385,6 +385,16 @@ impl Server {
             return;
         };
         match self.state {
+            // A repeat of the Request we just Naked (retries allowed): the same Nak, not
+            // another attempt.
+            State::Waiting { .. }
+                if self
+                    .last_reply
+                    .as_ref()
+                    .is_some_and(|(id, _)| *id == identifier) =>
+            {
+                self.repeat_reply(identifier);
+            }
             State::Waiting { challenge, .. } => {
                 let pending = Pending {
                     identifier,
@@ -396,13 +406,17 @@ impl Server {
             }
             // pppd acks any Request once the peer is authenticated (its retransmission
             // after a lost Ack has a new identifier) and naks any after the final failure.
-            State::Succeeded => self.send_pap_reply(identifier, true),
-            State::Failed => self.send_pap_reply(identifier, false),
+            State::Succeeded => {
+                self.send_pap_reply(identifier, true);
+            }
+            State::Failed => {
+                self.send_pap_reply(identifier, false);
+            }
             State::Idle | State::Verifying { .. } => self.outputs.ignore(),
         }
     }
 
-    fn send_pap_reply(&mut self, identifier: u8, ack: bool) {
+    fn send_pap_reply(&mut self, identifier: u8, ack: bool) -> Option<Vec<u8>> {
         let message = if ack {
             &self.config.success_message
         } else {
@@ -420,9 +434,9 @@ impl Server {
                 message,
             }
         };
-        if let Some(packet) = emit_pap(&repr) {
-            self.outputs.transmit(Protocol::Pap, packet);
-        }
+        let packet = emit_pap(&repr)?;
+        self.outputs.transmit(Protocol::Pap, packet.clone());
+        Some(packet)
     }
 
     /// A Response that does not answer the outstanding challenge: if it repeats the one we
@@ -431,7 +445,7 @@ impl Server {
         match &self.last_reply {
             Some((id, packet)) if *id == identifier => {
                 let packet = packet.clone();
-                self.outputs.transmit(Protocol::Chap, packet);
+                self.outputs.transmit(self.method.protocol(), packet);
             }
             _ => self.outputs.ignore(),
         }
@@ -585,7 +599,9 @@ impl Server {
         let message = &self.config.success_message;
         let packet = match self.method {
             Method::Pap => {
-                self.send_pap_reply(identifier, true);
+                self.last_reply = self
+                    .send_pap_reply(identifier, true)
+                    .map(|p| (identifier, p));
                 None
             }
             Method::MsChapV2 => {
@@ -641,7 +657,9 @@ impl Server {
         let message = &self.config.failure_message;
         let packet = match self.method {
             Method::Pap => {
-                self.send_pap_reply(identifier, false);
+                self.last_reply = self
+                    .send_pap_reply(identifier, false)
+                    .map(|p| (identifier, p));
                 None
             }
             Method::MsChapV2 => {

@@ -933,3 +933,33 @@ proptest! {
         prop_assert!(sent <= 2 * MAX_QUEUED_TRANSMITS);
     }
 }
+
+#[test]
+fn test_pap_repeated_request_after_nak_is_not_another_attempt() {
+    let mut config = server_config();
+    config.max_failures = 3;
+    let mut pair = Pair::new(
+        Method::Pap,
+        config,
+        client_config("typo"),
+        Secrets::with_password(PASSWORD),
+    );
+    pair.lcp_opens();
+    let request = pair.client_sends();
+    pair.server_receives(request.clone());
+    let nak = pair.server_sends();
+    assert_eq!(nak[0].packet[0], 3);
+    // The Nak is lost; the client repeats the same Request.
+    pair.server_receives(request);
+    assert_eq!(pair.server_sends(), nak);
+    assert_eq!(pair.secrets.lookups.get(), 1);
+    assert!(!pair.server.is_done());
+    // A new Request (new identifier) with the right password is the second attempt.
+    let mut retry = Client::new(client_config(PASSWORD), Method::Pap);
+    retry.start(pair.now, Nonces::new(0x21, [0; 16], [0; 16]));
+    let request = retry.poll_transmit().unwrap();
+    pair.server_receives(vec![request]);
+    pair.server_sends();
+    authenticated_keys(&pair.server_events);
+    assert_eq!(pair.secrets.lookups.get(), 2);
+}
