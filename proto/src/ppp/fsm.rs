@@ -59,9 +59,9 @@
 
 use core::fmt;
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::wire::cp::{Code, ConfigOption, OptionWriter, RawOption};
+use crate::wire::cp::{self, Code, ConfigOption, CpPacket, OptionWriter, RawOption};
 
 /// The states of RFC 1661 §4.2, numbered as in the §4.1 table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -333,7 +333,6 @@ pub struct RequestReply {
 }
 
 impl RequestReply {
-    #[allow(dead_code)]
     fn new(reject_instead_of_nak: bool, limit: usize) -> RequestReply {
         RequestReply {
             nak: Vec::new(),
@@ -485,7 +484,188 @@ impl Default for FsmConfig {
     }
 }
 
+/// The events of RFC 1661 §4.3, the rows of the §4.1 table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Input {
+    /// Up: the lower layer is ready.
+    Up,
+    /// Down: the lower layer is gone.
+    Down,
+    /// Open: administrative open.
+    Open,
+    /// Close: administrative close.
+    Close,
+    /// TO+: the restart timer expired with the counter above zero.
+    TimeoutRetry,
+    /// TO-: the restart timer expired with the counter at zero.
+    TimeoutGiveUp,
+    /// RCR+: a Configure-Request we Ack.
+    GoodRequest,
+    /// RCR-: a Configure-Request we Nak or Reject.
+    BadRequest,
+    /// RCA: a valid Configure-Ack of our request.
+    ConfigureAck,
+    /// RCN: a valid Configure-Nak or -Reject of our request.
+    ConfigureNak,
+    /// RTR: Terminate-Request received.
+    TerminateRequest,
+    /// RTA: Terminate-Ack received.
+    TerminateAck,
+    /// RUC: a code we do not know.
+    UnknownCode,
+    /// RXJ+: a tolerable Code-Reject or Protocol-Reject.
+    RejectTolerable,
+    /// RXJ-: a catastrophic Code-Reject or Protocol-Reject.
+    RejectCatastrophic,
+    /// RXR: Echo-Request, Echo-Reply or Discard-Request (or another code the negotiator
+    /// handled).
+    EchoOrDiscard,
+}
+
+/// The actions of RFC 1661 §4.4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// tlu: This-Layer-Up.
+    Tlu,
+    /// tld: This-Layer-Down.
+    Tld,
+    /// tls: This-Layer-Started.
+    Tls,
+    /// tlf: This-Layer-Finished.
+    Tlf,
+    /// irc: Initialize-Restart-Count (Max-Configure before scr, Max-Terminate before str).
+    Irc,
+    /// zrc: Zero-Restart-Count, and run the timer once (wait for the peer to see our Ack).
+    Zrc,
+    /// scr: Send-Configure-Request.
+    Scr,
+    /// sca: Send-Configure-Ack.
+    Sca,
+    /// scn: Send-Configure-Nak or -Reject.
+    Scn,
+    /// str: Send-Terminate-Request.
+    Str,
+    /// sta: Send-Terminate-Ack.
+    Sta,
+    /// scj: Send-Code-Reject.
+    Scj,
+    /// ser: Send-Echo-Reply (done by the negotiator, which knows the format).
+    Ser,
+}
+
+/// The RFC 1661 §4.1 table: the next state and the actions for `input` in `state`, or
+/// `None` where the table has a dash (the event cannot happen there; it is ignored).
+///
+/// The footnotes are not implemented: "r" (restart option: we stay), "p" (passive option:
+/// we give up), "x" (crossed connection: handled as written).
+pub fn transition(state: State, input: Input) -> Option<(State, &'static [Action])> {
+    use Action::*;
+    use Input as I;
+    use State as S;
+    let none: &'static [Action] = &[];
+    Some(match (state, input) {
+        (S::Initial, I::Up) => (S::Closed, none),
+        (S::Initial, I::Open) => (S::Starting, &[Tls]),
+        (S::Initial, I::Close) => (S::Initial, none),
+        (S::Starting, I::Up) => (S::ReqSent, &[Irc, Scr]),
+        (S::Starting, I::Open) => (S::Starting, none),
+        (S::Starting, I::Close) => (S::Initial, &[Tlf]),
+        (S::Initial | S::Starting, _) => return None,
+
+        (S::Closed | S::Stopped | S::Closing | S::Stopping, I::Up) => return None,
+        (S::Closed, I::Down) => (S::Initial, none),
+        (S::Stopped, I::Down) => (S::Starting, &[Tls]),
+        (S::Closing, I::Down) => (S::Initial, none),
+        (S::Stopping, I::Down) => (S::Starting, none),
+        (S::Closed, I::Open) => (S::ReqSent, &[Irc, Scr]),
+        (S::Stopped, I::Open) => (S::Stopped, none),
+        (S::Closing | S::Stopping, I::Open) => (S::Stopping, none),
+        (S::Closed | S::Stopped, I::Close) => (S::Closed, none),
+        (S::Closing | S::Stopping, I::Close) => (S::Closing, none),
+        (S::Closed | S::Stopped, I::TimeoutRetry | I::TimeoutGiveUp) => return None,
+        (S::Closing, I::TimeoutRetry) => (S::Closing, &[Str]),
+        (S::Stopping, I::TimeoutRetry) => (S::Stopping, &[Str]),
+        (S::Closing, I::TimeoutGiveUp) => (S::Closed, &[Tlf]),
+        (S::Stopping, I::TimeoutGiveUp) => (S::Stopped, &[Tlf]),
+        (S::Closed, I::GoodRequest | I::BadRequest | I::ConfigureAck | I::ConfigureNak) => {
+            (S::Closed, &[Sta])
+        }
+        (S::Stopped, I::GoodRequest) => (S::AckSent, &[Irc, Scr, Sca]),
+        (S::Stopped, I::BadRequest) => (S::ReqSent, &[Irc, Scr, Scn]),
+        (S::Stopped, I::ConfigureAck | I::ConfigureNak) => (S::Stopped, &[Sta]),
+        (
+            S::Closing | S::Stopping,
+            I::GoodRequest | I::BadRequest | I::ConfigureAck | I::ConfigureNak,
+        ) => (state, none),
+        (S::Closed | S::Stopped | S::Closing | S::Stopping, I::TerminateRequest) => (state, &[Sta]),
+        (S::Closed | S::Stopped, I::TerminateAck) => (state, none),
+        (S::Closing, I::TerminateAck) => (S::Closed, &[Tlf]),
+        (S::Stopping, I::TerminateAck) => (S::Stopped, &[Tlf]),
+        (S::Closed | S::Stopped | S::Closing | S::Stopping, I::UnknownCode) => (state, &[Scj]),
+        (
+            S::Closed | S::Stopped | S::Closing | S::Stopping,
+            I::RejectTolerable | I::EchoOrDiscard,
+        ) => (state, none),
+        (S::Closed | S::Closing, I::RejectCatastrophic) => (S::Closed, &[Tlf]),
+        (S::Stopped | S::Stopping, I::RejectCatastrophic) => (S::Stopped, &[Tlf]),
+
+        (S::ReqSent | S::AckRcvd | S::AckSent | S::Opened, I::Up) => return None,
+        (S::ReqSent | S::AckRcvd | S::AckSent, I::Down) => (S::Starting, none),
+        (S::Opened, I::Down) => (S::Starting, &[Tld]),
+        (S::ReqSent | S::AckRcvd | S::AckSent | S::Opened, I::Open) => (state, none),
+        (S::ReqSent | S::AckRcvd | S::AckSent, I::Close) => (S::Closing, &[Irc, Str]),
+        (S::Opened, I::Close) => (S::Closing, &[Tld, Irc, Str]),
+        (S::ReqSent | S::AckRcvd, I::TimeoutRetry) => (S::ReqSent, &[Scr]),
+        (S::AckSent, I::TimeoutRetry) => (S::AckSent, &[Scr]),
+        (S::ReqSent | S::AckRcvd | S::AckSent, I::TimeoutGiveUp) => (S::Stopped, &[Tlf]),
+        (S::Opened, I::TimeoutRetry | I::TimeoutGiveUp) => return None,
+        (S::ReqSent | S::AckSent, I::GoodRequest) => (S::AckSent, &[Sca]),
+        (S::AckRcvd, I::GoodRequest) => (S::Opened, &[Sca, Tlu]),
+        (S::Opened, I::GoodRequest) => (S::AckSent, &[Tld, Scr, Sca]),
+        (S::ReqSent | S::AckSent, I::BadRequest) => (S::ReqSent, &[Scn]),
+        (S::AckRcvd, I::BadRequest) => (S::AckRcvd, &[Scn]),
+        (S::Opened, I::BadRequest) => (S::ReqSent, &[Tld, Scr, Scn]),
+        (S::ReqSent, I::ConfigureAck) => (S::AckRcvd, &[Irc]),
+        (S::AckRcvd, I::ConfigureAck | I::ConfigureNak) => (S::ReqSent, &[Scr]),
+        (S::AckSent, I::ConfigureAck) => (S::Opened, &[Irc, Tlu]),
+        (S::Opened, I::ConfigureAck | I::ConfigureNak) => (S::ReqSent, &[Tld, Scr]),
+        (S::ReqSent, I::ConfigureNak) => (S::ReqSent, &[Irc, Scr]),
+        (S::AckSent, I::ConfigureNak) => (S::AckSent, &[Irc, Scr]),
+        (S::ReqSent | S::AckRcvd | S::AckSent, I::TerminateRequest) => (S::ReqSent, &[Sta]),
+        (S::Opened, I::TerminateRequest) => (S::Stopping, &[Tld, Zrc, Sta]),
+        (S::ReqSent | S::AckRcvd, I::TerminateAck) => (S::ReqSent, none),
+        (S::AckSent, I::TerminateAck) => (S::AckSent, none),
+        (S::Opened, I::TerminateAck) => (S::ReqSent, &[Tld, Scr]),
+        (S::ReqSent | S::AckRcvd | S::AckSent | S::Opened, I::UnknownCode) => (state, &[Scj]),
+        (S::ReqSent | S::AckRcvd, I::RejectTolerable) => (S::ReqSent, none),
+        (S::AckSent | S::Opened, I::RejectTolerable) => (state, none),
+        (S::ReqSent | S::AckRcvd | S::AckSent, I::RejectCatastrophic) => (S::Stopped, &[Tlf]),
+        (S::Opened, I::RejectCatastrophic) => (S::Stopping, &[Tld, Irc, Str]),
+        (S::ReqSent | S::AckRcvd | S::AckSent, I::EchoOrDiscard) => (state, none),
+        (S::Opened, I::EchoOrDiscard) => (S::Opened, &[Ser]),
+    })
+}
+
+/// Counters of what the automaton ignored, for logs and statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsmStats {
+    /// Packets too short or with a bad Length.
+    pub malformed: u64,
+    /// Ack, Nak or Reject with a stale Identifier, or an Ack that does not repeat our
+    /// request, or a Nak/Reject the negotiator refused (RFC 1661 §5.2–§5.4).
+    pub discarded_replies: u64,
+    /// Packets received in Initial or Starting (lower layer down).
+    pub ignored: u64,
+    /// Packets or events dropped because the caller did not drain the queues.
+    pub queue_overflows: u64,
+}
+
 /// The RFC 1661 automaton around a [`Negotiator`]; see the [module documentation](self).
+///
+/// Call order, after every input: drain [`poll_transmit`](Self::poll_transmit), drain
+/// [`poll_event`](Self::poll_event), then re-arm the timer from
+/// [`poll_timeout`](Self::poll_timeout). Both queues are bounded (32 packets, 64 events);
+/// what does not fit is dropped and counted in [`stats`](Self::stats).
 #[derive(Debug)]
 pub struct Fsm<N: Negotiator> {
     negotiator: N,
@@ -493,6 +673,37 @@ pub struct Fsm<N: Negotiator> {
     state: State,
     outbox: Outbox,
     events: Bounded<Event<N::Event>>,
+    /// Restart counter (§4.6) and the timer's deadline.
+    restart_count: u32,
+    deadline: Option<Instant>,
+    last_now: Option<Instant>,
+    /// The last Identifier used; the next packet we originate uses the one after.
+    last_id: u8,
+    /// Our outstanding Configure-Request: its Identifier and options.
+    request_id: u8,
+    request_options: Vec<u8>,
+    /// An Ack, Nak or Reject of `request_id` was accepted; later ones are duplicates.
+    seen_reply: bool,
+    /// Whether the running timer guards Terminate-Requests we sent (not a zrc wait).
+    terminating: bool,
+    terminate_reason: Vec<u8>,
+    naks_sent: u32,
+    naks_received: u32,
+    peer_mru: u16,
+    pending_close: Option<Failure>,
+    /// How the current row's irc and scr behave (set before running its actions).
+    irc_for_terminate: bool,
+    retransmitting: bool,
+    stats: FsmStats,
+}
+
+/// What triggered a transition, for the actions that answer a packet.
+#[derive(Debug, Clone, Copy)]
+struct Trigger<'p> {
+    /// Identifier of the received packet (for sta).
+    id: u8,
+    /// The whole received packet from its Code on (for scj).
+    packet: &'p [u8],
 }
 
 impl<N: Negotiator> Fsm<N> {
@@ -506,6 +717,22 @@ impl<N: Negotiator> Fsm<N> {
                 packets: Bounded::new(32),
             },
             events: Bounded::new(64),
+            restart_count: 0,
+            deadline: None,
+            last_now: None,
+            last_id: 0,
+            request_id: 0,
+            request_options: Vec::new(),
+            seen_reply: false,
+            terminating: false,
+            terminate_reason: Vec::new(),
+            naks_sent: 0,
+            naks_received: 0,
+            peer_mru: 1500,
+            pending_close: None,
+            irc_for_terminate: false,
+            retransmitting: false,
+            stats: FsmStats::default(),
         }
     }
 
@@ -519,9 +746,36 @@ impl<N: Negotiator> Fsm<N> {
         &self.negotiator
     }
 
+    /// The negotiator, mutably (to change its wishes before the next negotiation).
+    pub fn negotiator_mut(&mut self) -> &mut N {
+        &mut self.negotiator
+    }
+
     /// The settings.
     pub fn config(&self) -> &FsmConfig {
         &self.config
+    }
+
+    /// What was ignored so far.
+    pub fn stats(&self) -> FsmStats {
+        let mut stats = self.stats;
+        stats.queue_overflows = self
+            .outbox
+            .packets
+            .dropped
+            .saturating_add(self.events.dropped);
+        stats
+    }
+
+    /// Sets the peer's MRU (from LCP): Code-Rejects and Configure-Nak/-Reject lists are cut
+    /// to fit it. Default 1500; values below 64 are taken as 64.
+    pub fn set_peer_mru(&mut self, mru: u16) {
+        self.peer_mru = mru.max(64);
+    }
+
+    /// Room for a packet's data (after the 4-octet header) within the peer's MRU.
+    fn data_limit(&self) -> usize {
+        usize::from(self.peer_mru).saturating_sub(cp::HEADER_LEN)
     }
 
     /// The next packet to send (Code onwards, without the PPP protocol field).
@@ -532,5 +786,389 @@ impl<N: Negotiator> Fsm<N> {
     /// The next event for the layer above.
     pub fn poll_event(&mut self) -> Option<Event<N::Event>> {
         self.events.pop()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is due, if the restart timer runs.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Administrative Open (RFC 1661 §4.3).
+    pub fn open(&mut self, now: Instant) {
+        self.input(Some(now), Input::Open, None);
+    }
+
+    /// Administrative Close; `reason` goes into the Terminate-Request's data (pppd sends
+    /// text such as "User request"), cut to fit the peer's MRU.
+    pub fn close(&mut self, now: Instant, reason: &[u8]) {
+        let limit = self.data_limit().min(reason.len());
+        self.terminate_reason = reason.get(..limit).unwrap_or_default().to_vec();
+        self.input(Some(now), Input::Close, None);
+    }
+
+    /// The lower layer is up.
+    pub fn up(&mut self, now: Instant) {
+        self.input(Some(now), Input::Up, None);
+    }
+
+    /// The lower layer is down.
+    pub fn down(&mut self) {
+        self.input(None, Input::Down, None);
+    }
+
+    /// The peer Protocol-Rejected this protocol (RXJ-, RFC 1661 §5.7): LCP learns it and
+    /// the link calls this on the rejected protocol's automaton.
+    pub fn protocol_rejected(&mut self, now: Instant) {
+        if matches!(self.state, State::Initial | State::Starting) {
+            return;
+        }
+        self.events.push(Event::Failed(Failure::ProtocolRejected));
+        self.input(Some(now), Input::RejectCatastrophic, None);
+    }
+
+    /// Acts on the restart timer if it is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.deadline {
+            Some(deadline) if deadline <= now => {}
+            _ => return,
+        }
+        self.deadline = None;
+        let input = if self.restart_count > 0 {
+            Input::TimeoutRetry
+        } else {
+            if self.terminating {
+                self.events.push(Event::Failed(Failure::MaxTerminate));
+            } else if matches!(self.state, State::ReqSent | State::AckRcvd | State::AckSent) {
+                self.events.push(Event::Failed(Failure::MaxConfigure));
+            }
+            Input::TimeoutGiveUp
+        };
+        self.input(Some(now), input, None);
+    }
+
+    /// Handles one control packet of this protocol (Code onwards, without the PPP protocol
+    /// field). Bytes after Length are padding and ignored; a packet shorter than its
+    /// Length is dropped (counted in [`stats`](Self::stats)).
+    pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.last_now = Some(now);
+        let Ok(view) = CpPacket::new_checked(packet) else {
+            self.stats.malformed = self.stats.malformed.saturating_add(1);
+            return;
+        };
+        if matches!(self.state, State::Initial | State::Starting) {
+            self.stats.ignored = self.stats.ignored.saturating_add(1);
+            return;
+        }
+        let id = view.identifier();
+        let data = view.data();
+        let length = usize::from(view.length());
+        let trigger = Trigger {
+            id,
+            packet: packet.get(..length).unwrap_or_default(),
+        };
+        match view.code() {
+            Code::ConfigureRequest => self.receive_request(now, trigger, data),
+            Code::ConfigureAck => {
+                if self.negotiating() {
+                    if id != self.request_id
+                        || self.seen_reply
+                        || data != self.request_options.as_slice()
+                    {
+                        return self.discard_reply();
+                    }
+                    self.seen_reply = true;
+                    self.naks_received = 0;
+                    self.call(|n, cx| n.handle_ack(cx, data));
+                }
+                self.input(Some(now), Input::ConfigureAck, Some(trigger));
+            }
+            code @ (Code::ConfigureNak | Code::ConfigureReject) => {
+                if self.negotiating() {
+                    if id != self.request_id || self.seen_reply {
+                        return self.discard_reply();
+                    }
+                    let is_nak = code == Code::ConfigureNak;
+                    if is_nak {
+                        self.naks_received = self.naks_received.saturating_add(1);
+                    }
+                    let treat = is_nak && self.naks_received >= self.config.max_failure;
+                    let verdict = self.call_with(treat, |n, cx| {
+                        if is_nak {
+                            n.handle_nak(cx, data)
+                        } else {
+                            n.handle_reject(cx, data)
+                        }
+                    });
+                    if verdict == ReplyVerdict::Discard {
+                        return self.discard_reply();
+                    }
+                    self.seen_reply = true;
+                }
+                self.input(Some(now), Input::ConfigureNak, Some(trigger));
+            }
+            Code::TerminateRequest => {
+                if self.negotiating() {
+                    let keep = data.len().min(MAX_REASON_LEN);
+                    self.events.push(Event::PeerTerminated {
+                        data: data.get(..keep).unwrap_or_default().to_vec(),
+                    });
+                }
+                self.input(Some(now), Input::TerminateRequest, Some(trigger));
+            }
+            Code::TerminateAck => self.input(Some(now), Input::TerminateAck, Some(trigger)),
+            Code::CodeReject => {
+                let Some(&rejected) = data.first() else {
+                    self.stats.malformed = self.stats.malformed.saturating_add(1);
+                    return;
+                };
+                let rejected = Code::from(rejected);
+                let severity = if (1..=7).contains(&u8::from(rejected)) {
+                    RejectSeverity::Catastrophic
+                } else {
+                    self.call(|n, cx| n.code_rejected(cx, rejected))
+                };
+                let input = match severity {
+                    RejectSeverity::Tolerable => Input::RejectTolerable,
+                    RejectSeverity::Catastrophic => {
+                        self.events
+                            .push(Event::Failed(Failure::CodeRejected(rejected)));
+                        Input::RejectCatastrophic
+                    }
+                };
+                self.input(Some(now), input, Some(trigger));
+            }
+            code => {
+                let input = match self.call(|n, cx| n.handle_code(cx, code, id, data)) {
+                    CodeVerdict::Handled => Input::EchoOrDiscard,
+                    CodeVerdict::Unknown => Input::UnknownCode,
+                };
+                self.input(Some(now), input, Some(trigger));
+            }
+        }
+    }
+
+    /// Queues a packet of this protocol outside the negotiation (LCP Echo-Request, CCP
+    /// Reset-Request): Code, `id` and data.
+    pub fn send(&mut self, code: Code, id: u8, data: &[&[u8]]) {
+        self.outbox.send(code, id, data);
+    }
+
+    /// States in which a request of ours is outstanding or was Acked.
+    fn negotiating(&self) -> bool {
+        matches!(
+            self.state,
+            State::ReqSent | State::AckRcvd | State::AckSent | State::Opened
+        )
+    }
+
+    fn discard_reply(&mut self) {
+        self.stats.discarded_replies = self.stats.discarded_replies.saturating_add(1);
+    }
+
+    fn next_id(&mut self) -> u8 {
+        self.last_id = self.last_id.wrapping_add(1);
+        self.last_id
+    }
+
+    /// Calls the negotiator with a fresh [`Context`]; a close it asks for is kept for
+    /// after the current transition.
+    fn call<R>(&mut self, f: impl FnOnce(&mut N, &mut Context<'_, N::Event>) -> R) -> R {
+        self.call_with(false, f)
+    }
+
+    fn call_with<R>(
+        &mut self,
+        treat_nak_as_reject: bool,
+        f: impl FnOnce(&mut N, &mut Context<'_, N::Event>) -> R,
+    ) -> R {
+        let mut cx = Context {
+            state: self.state,
+            treat_nak_as_reject,
+            outbox: &mut self.outbox,
+            events: &mut self.events,
+            close: None,
+        };
+        let result = f(&mut self.negotiator, &mut cx);
+        if let Some(failure) = cx.close {
+            self.pending_close.get_or_insert(failure);
+        }
+        result
+    }
+
+    /// RCR: runs the actions common to RCR+ and RCR- (they differ only in sca/scn, tlu
+    /// and the next state), asks the negotiator, then finishes with the right row.
+    fn receive_request(&mut self, now: Instant, trigger: Trigger<'_>, options: &[u8]) {
+        let (Some((good_state, good)), Some((bad_state, _))) = (
+            transition(self.state, Input::GoodRequest),
+            transition(self.state, Input::BadRequest),
+        ) else {
+            return;
+        };
+        if !good.contains(&Action::Sca) {
+            // Closed, Closing, Stopping: no negotiation, same row for both.
+            return self.input(Some(now), Input::GoodRequest, Some(trigger));
+        }
+        self.irc_for_terminate = false;
+        self.retransmitting = false;
+        for &action in good {
+            if !matches!(action, Action::Sca | Action::Tlu) {
+                self.act(now.into(), action, Some(trigger));
+            }
+        }
+        let reject_instead_of_nak = self.naks_sent >= self.config.max_failure;
+        let mut reply = RequestReply::new(reject_instead_of_nak, self.data_limit());
+        self.call(|n, cx| n.handle_request(cx, options, &mut reply));
+        if reply.rejected_any {
+            self.outbox
+                .send(Code::ConfigureReject, trigger.id, &[&reply.reject]);
+        } else if reply.naked_any {
+            self.naks_sent = self.naks_sent.saturating_add(1);
+            self.outbox
+                .send(Code::ConfigureNak, trigger.id, &[&reply.nak]);
+        } else {
+            self.naks_sent = 0;
+            self.outbox.send(Code::ConfigureAck, trigger.id, &[options]);
+            if good.contains(&Action::Tlu) {
+                self.act(now.into(), Action::Tlu, Some(trigger));
+            }
+            return self.enter(Some(now), good_state);
+        }
+        self.enter(Some(now), bad_state);
+    }
+
+    /// Runs one row of the table.
+    fn input(&mut self, now: Option<Instant>, input: Input, trigger: Option<Trigger<'_>>) {
+        if now.is_some() {
+            self.last_now = now;
+        }
+        let Some((next, actions)) = transition(self.state, input) else {
+            return self.run_pending_close();
+        };
+        self.irc_for_terminate = actions.contains(&Action::Str);
+        self.retransmitting = input == Input::TimeoutRetry;
+        for &action in actions {
+            self.act(now, action, trigger);
+        }
+        self.enter(now, next);
+    }
+
+    /// Sets the state; the restart timer runs only in Closing, Stopping and the three
+    /// negotiating states (RFC 1661 §4.2). Then handles a close the negotiator asked for.
+    fn enter(&mut self, _now: Option<Instant>, next: State) {
+        self.state = next;
+        if matches!(
+            next,
+            State::Initial | State::Starting | State::Closed | State::Stopped | State::Opened
+        ) {
+            self.deadline = None;
+            self.terminating = false;
+        }
+        self.run_pending_close();
+    }
+
+    fn run_pending_close(&mut self) {
+        if let Some(failure) = self.pending_close.take() {
+            self.events.push(Event::Failed(failure));
+            let now = self.last_now;
+            self.input(now, Input::Close, None);
+        }
+    }
+
+    fn start_timer(&mut self, now: Option<Instant>) {
+        if let Some(now) = now.or(self.last_now) {
+            self.deadline = now.checked_add(self.config.restart_timer);
+        }
+    }
+
+    /// scr. A retransmission (TO+) resends the same Identifier and options; otherwise a new
+    /// Identifier and options freshly built. Starting from a state that was not
+    /// negotiating resets the negotiator and, as pppd does, the restart counter and the
+    /// Nak counters (the table has no irc for Opened's scr rows).
+    fn send_configure_request(&mut self, now: Option<Instant>) {
+        if !self.retransmitting {
+            if !matches!(self.state, State::ReqSent | State::AckRcvd | State::AckSent) {
+                self.restart_count = self.config.max_configure;
+                self.naks_sent = 0;
+                self.naks_received = 0;
+                self.call(|n, cx| n.reset(cx));
+            }
+            let mut buf = vec![0u8; self.data_limit()];
+            let mut writer = OptionWriter::new(&mut buf);
+            self.call(|n, cx| n.write_request(cx, &mut writer));
+            let len = writer.len();
+            buf.truncate(len);
+            self.request_options = buf;
+            self.request_id = self.next_id();
+        }
+        self.seen_reply = false;
+        self.restart_count = self.restart_count.saturating_sub(1);
+        self.outbox.send(
+            Code::ConfigureRequest,
+            self.request_id,
+            &[&self.request_options],
+        );
+        self.start_timer(now);
+    }
+
+    fn act(&mut self, now: Option<Instant>, action: Action, trigger: Option<Trigger<'_>>) {
+        let received_id = trigger.map_or(0, |t| t.id);
+        match action {
+            Action::Tlu => {
+                self.naks_sent = 0;
+                self.call(|n, cx| n.this_layer_up(cx));
+                self.events.push(Event::Up);
+            }
+            Action::Tld => {
+                self.call(|n, cx| n.this_layer_down(cx));
+                self.events.push(Event::Down);
+            }
+            Action::Tls => {
+                self.call(|n, cx| n.this_layer_started(cx));
+                self.events.push(Event::Started);
+            }
+            Action::Tlf => {
+                self.call(|n, cx| n.this_layer_finished(cx));
+                self.events.push(Event::Finished);
+            }
+            Action::Irc => {
+                self.restart_count = if self.irc_for_terminate {
+                    self.config.max_terminate
+                } else {
+                    self.config.max_configure
+                };
+            }
+            Action::Zrc => {
+                self.restart_count = 0;
+                self.terminating = false;
+                self.start_timer(now);
+            }
+            Action::Scr => self.send_configure_request(now),
+            Action::Sca | Action::Scn => {
+                // Only reached from receive_request, which builds the answer itself.
+            }
+            Action::Str => {
+                self.restart_count = self.restart_count.saturating_sub(1);
+                self.terminating = true;
+                let id = self.next_id();
+                let reason = core::mem::take(&mut self.terminate_reason);
+                self.outbox.send(Code::TerminateRequest, id, &[&reason]);
+                self.terminate_reason = reason;
+                self.start_timer(now);
+            }
+            Action::Sta => self.outbox.send(Code::TerminateAck, received_id, &[]),
+            Action::Scj => {
+                let packet = trigger.map_or(&[][..], |t| t.packet);
+                let keep = packet.len().min(self.data_limit());
+                let id = self.next_id();
+                self.outbox.send(
+                    Code::CodeReject,
+                    id,
+                    &[packet.get(..keep).unwrap_or_default()],
+                );
+            }
+            Action::Ser => {
+                // The negotiator answered in handle_code: only it knows the Echo format.
+            }
+        }
     }
 }
