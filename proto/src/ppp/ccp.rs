@@ -43,14 +43,16 @@
 //! * Received Reset-Request (while Opened): a Reset-Ack with the same Identifier goes out
 //!   and [`CcpEvent::ResetRequested`] tells the datapath to call
 //!   [`MppeEncryptor::reset_request`](crate::crypto::mppe::MppeEncryptor::reset_request).
-//! * [`CcpNegotiator::send_reset_request`] builds our Reset-Request (at most one
-//!   outstanding per [`RESET_ACK_TIMEOUT`]); the matching Reset-Ack is reported as
-//!   [`CcpEvent::ResetAcked`].
+//! * [`Fsm::send_reset_request`] (on `Fsm<CcpNegotiator>`) queues our Reset-Request when
+//!   our decryptor asks (at most one outstanding per [`RESET_ACK_TIMEOUT`]); the matching
+//!   Reset-Ack is reported as [`CcpEvent::ResetAcked`].
 
 use core::fmt;
 use std::time::{Duration, Instant};
 
-use super::fsm::{CodeVerdict, Context, Failure, Negotiator, ReplyVerdict, RequestReply, State};
+use super::fsm::{
+    CodeVerdict, Context, Failure, Fsm, Negotiator, ReplyVerdict, RequestReply, State,
+};
 use crate::crypto::mppe::MppeMode;
 use crate::crypto::mppe_keys::MppeStrength;
 use crate::wire::ccp::{CcpOption, MppeBits};
@@ -302,10 +304,10 @@ impl CcpNegotiator {
         }
     }
 
-    /// Builds a Reset-Request (RFC 1962 §2.1) for our decryptor, which lost sync: the CCP
-    /// packet from its Code on, to be sent with PPP protocol CCP. `None` while an earlier
-    /// one is outstanding (less than [`RESET_ACK_TIMEOUT`] old), or if CCP is not up.
-    pub fn send_reset_request(&mut self, now: Instant) -> Option<Vec<u8>> {
+    /// Reserves the Identifier of a new Reset-Request (RFC 1962 §2.1) for our decryptor,
+    /// which lost sync; [`Fsm::send_reset_request`] sends it. `None` while an earlier one is
+    /// outstanding (less than [`RESET_ACK_TIMEOUT`] old), or if CCP is not up.
+    pub fn prepare_reset_request(&mut self, now: Instant) -> Option<u8> {
         self.result?;
         if let Some(pending) = self.pending_reset
             && now.saturating_duration_since(pending.sent) < RESET_ACK_TIMEOUT
@@ -315,7 +317,7 @@ impl CcpNegotiator {
         let id = self.next_reset_id;
         self.next_reset_id = id.wrapping_add(1);
         self.pending_reset = Some(PendingReset { id, sent: now });
-        Some(vec![Code::ResetRequest.into(), id, 0, 4])
+        Some(id)
     }
 
     /// Whether a Reset-Request of ours awaits its Ack.
@@ -376,6 +378,28 @@ impl CcpNegotiator {
             }
         }
         Ok(found)
+    }
+}
+
+impl Fsm<CcpNegotiator> {
+    /// Our decryptor lost sync (stateful MPPE, [`Verdict::ResetRequest`]): queues a CCP
+    /// Reset-Request for [`poll_transmit`](Fsm::poll_transmit). Returns whether one was
+    /// queued: not while an earlier one is outstanding (see
+    /// [`CcpNegotiator::prepare_reset_request`]) or when CCP is not Opened. The peer's
+    /// Reset-Ack comes back as [`CcpEvent::ResetAcked`].
+    ///
+    /// [`Verdict::ResetRequest`]: crate::crypto::mppe::Verdict::ResetRequest
+    pub fn send_reset_request(&mut self, now: Instant) -> bool {
+        if self.state() != State::Opened {
+            return false;
+        }
+        match self.negotiator_mut().prepare_reset_request(now) {
+            Some(id) => {
+                self.send(Code::ResetRequest, id, &[]);
+                true
+            }
+            None => false,
+        }
     }
 }
 

@@ -594,3 +594,582 @@ impl Negotiator for IpcpNegotiator {
         self.result = None;
     }
 }
+
+/// Drives two automata against each other, for the tests of IPCP and CCP.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::time::Instant;
+
+    use crate::ppp::fsm::{Event, Fsm, FsmConfig, Negotiator, State};
+
+    /// Which automaton sent a packet.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum From {
+        Server,
+        Client,
+    }
+
+    /// A server and a client automaton joined by a lossless wire, on a frozen clock.
+    pub(crate) struct Pair<S: Negotiator, C: Negotiator> {
+        pub(crate) server: Fsm<S>,
+        pub(crate) client: Fsm<C>,
+        pub(crate) now: Instant,
+        /// Every packet delivered, in order.
+        pub(crate) wire: Vec<(From, Vec<u8>)>,
+        pub(crate) server_events: Vec<Event<S::Event>>,
+        pub(crate) client_events: Vec<Event<C::Event>>,
+    }
+
+    impl<S: Negotiator, C: Negotiator> Pair<S, C> {
+        pub(crate) fn new(server: S, client: C) -> Pair<S, C> {
+            Pair {
+                server: Fsm::new(server, FsmConfig::default()),
+                client: Fsm::new(client, FsmConfig::default()),
+                now: Instant::now(),
+                wire: Vec::new(),
+                server_events: Vec::new(),
+                client_events: Vec::new(),
+            }
+        }
+
+        /// Opens both and brings their lower layers up; the client's request goes first,
+        /// as in the reference session's IPCP.
+        pub(crate) fn start(&mut self) {
+            self.client.open(self.now);
+            self.client.up(self.now);
+            self.server.open(self.now);
+            self.server.up(self.now);
+        }
+
+        /// Delivers packets both ways until neither has anything to send (bounded).
+        pub(crate) fn drive(&mut self) {
+            for _ in 0..100 {
+                self.collect_events();
+                let mut moved = false;
+                while let Some(packet) = self.client.poll_transmit() {
+                    self.server.handle_packet(self.now, &packet);
+                    self.wire.push((From::Client, packet));
+                    moved = true;
+                }
+                while let Some(packet) = self.server.poll_transmit() {
+                    self.client.handle_packet(self.now, &packet);
+                    self.wire.push((From::Server, packet));
+                    moved = true;
+                }
+                if !moved {
+                    self.collect_events();
+                    return;
+                }
+            }
+            panic!("negotiation did not settle");
+        }
+
+        fn collect_events(&mut self) {
+            while let Some(event) = self.server.poll_event() {
+                self.server_events.push(event);
+            }
+            while let Some(event) = self.client.poll_event() {
+                self.client_events.push(event);
+            }
+        }
+
+        pub(crate) fn both_opened(&self) -> bool {
+            self.server.state() == State::Opened && self.client.state() == State::Opened
+        }
+
+        /// The packets one side sent, in order.
+        pub(crate) fn sent_by(&self, from: From) -> Vec<&[u8]> {
+            self.wire
+                .iter()
+                .filter(|(f, _)| *f == from)
+                .map(|(_, p)| p.as_slice())
+                .collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use std::time::Instant;
+
+    use super::testing::{From, Pair};
+    use super::*;
+    use crate::ppp::fsm::{Event, Fsm, FsmConfig, State};
+    use crate::wire::cp::{Code, ConfigPacketWriter};
+
+    // IPCP packets of the reference session (Debian pptp-linux/pppd client, Poptop/pppd
+    // server), from the PPP protocol field on; the same literals as wire::ipcp's tests.
+    // Client: ConfReq id=0x1 <compress VJ 0f 01> <addr 0.0.0.0>.
+    static CLIENT_CONFREQ_1: [u8; 16] = [
+        0x01, 0x01, 0x00, 0x10, 0x02, 0x06, 0x00, 0x2d, 0x0f, 0x01, 0x03, 0x06, 0x00, 0x00, 0x00,
+        0x00,
+    ];
+    // Server: ConfReq id=0x1 <addr 192.168.77.1>.
+    static SERVER_CONFREQ: [u8; 10] = [0x01, 0x01, 0x00, 0x0a, 0x03, 0x06, 192, 168, 77, 1];
+    // Client: ConfAck id=0x1 <addr 192.168.77.1>.
+    static CLIENT_CONFACK: [u8; 10] = [0x02, 0x01, 0x00, 0x0a, 0x03, 0x06, 192, 168, 77, 1];
+    // Server: ConfRej id=0x1 <compress VJ 0f 01>.
+    static SERVER_CONFREJ: [u8; 10] = [0x04, 0x01, 0x00, 0x0a, 0x02, 0x06, 0x00, 0x2d, 0x0f, 0x01];
+    // Client: ConfReq id=0x2 <addr 0.0.0.0>.
+    static CLIENT_CONFREQ_2: [u8; 10] = [0x01, 0x02, 0x00, 0x0a, 0x03, 0x06, 0, 0, 0, 0];
+    // Server: ConfNak id=0x2 <addr 192.168.77.10>.
+    static SERVER_CONFNAK: [u8; 10] = [0x03, 0x02, 0x00, 0x0a, 0x03, 0x06, 192, 168, 77, 10];
+    // Client: ConfReq id=0x3 <addr 192.168.77.10>.
+    static CLIENT_CONFREQ_3: [u8; 10] = [0x01, 0x03, 0x00, 0x0a, 0x03, 0x06, 192, 168, 77, 10];
+    // Server: ConfAck id=0x3 <addr 192.168.77.10>.
+    static SERVER_CONFACK: [u8; 10] = [0x02, 0x03, 0x00, 0x0a, 0x03, 0x06, 192, 168, 77, 10];
+
+    const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
+    const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 10);
+    const DNS1: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 53);
+    const DNS2: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 53);
+    const WINS1: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 137);
+
+    fn server_negotiator(name_servers: NameServers) -> IpcpNegotiator {
+        IpcpNegotiator::server(
+            IpcpServerConfig {
+                local_address: Some(LOCAL),
+                name_servers,
+            },
+            Box::new(FixedAddress(Some(CLIENT_ADDR))),
+        )
+    }
+
+    /// A server automaton that has sent its Configure-Request.
+    fn server_sends_configure_request(
+        negotiator: IpcpNegotiator,
+    ) -> (Fsm<IpcpNegotiator>, Instant) {
+        let now = Instant::now();
+        let mut server = Fsm::new(negotiator, FsmConfig::default());
+        server.open(now);
+        server.up(now);
+        assert_eq!(server.poll_transmit().as_deref(), Some(&SERVER_CONFREQ[..]));
+        (server, now)
+    }
+
+    /// Feeds `packet` and returns what the automaton answers.
+    fn answer(fsm: &mut Fsm<IpcpNegotiator>, now: Instant, packet: &[u8]) -> Vec<Vec<u8>> {
+        fsm.handle_packet(now, packet);
+        std::iter::from_fn(|| fsm.poll_transmit()).collect()
+    }
+
+    /// A Configure-Request from the client with `options`, identifier `id`.
+    fn client_request(id: u8, options: &[IpcpOption<'_>]) -> Vec<u8> {
+        let mut buf = [0u8; 128];
+        let mut w = ConfigPacketWriter::new(&mut buf, Code::ConfigureRequest, id).unwrap();
+        for option in options {
+            w.push(option).unwrap();
+        }
+        let n = w.finish();
+        buf[..n].to_vec()
+    }
+
+    fn events(fsm: &mut Fsm<IpcpNegotiator>) -> Vec<Event<IpcpEvent>> {
+        std::iter::from_fn(|| fsm.poll_event()).collect()
+    }
+
+    #[test]
+    fn server_reproduces_reference_session() {
+        let (mut server, now) =
+            server_sends_configure_request(server_negotiator(NameServers::default()));
+        // VJ is rejected; only the Reject goes out although the address would be Nak'd.
+        assert_eq!(
+            answer(&mut server, now, &CLIENT_CONFREQ_1),
+            [SERVER_CONFREJ]
+        );
+        assert!(answer(&mut server, now, &CLIENT_CONFACK).is_empty());
+        assert_eq!(
+            answer(&mut server, now, &CLIENT_CONFREQ_2),
+            [SERVER_CONFNAK]
+        );
+        assert_eq!(
+            answer(&mut server, now, &CLIENT_CONFREQ_3),
+            [SERVER_CONFACK]
+        );
+        assert_eq!(server.state(), State::Opened);
+        assert!(events(&mut server).contains(&Event::Up));
+        assert_eq!(
+            server.negotiator().negotiated(),
+            Some(&IpcpResult {
+                local_address: Some(LOCAL),
+                peer_address: Some(CLIENT_ADDR),
+                name_servers: NameServers::default(),
+            })
+        );
+        assert_eq!(server.negotiator().assigned_address(), Some(CLIENT_ADDR));
+    }
+
+    #[test]
+    fn assigner_called_once_with_hint() {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = calls.clone();
+        let assigner = move |hint: Option<Ipv4Addr>| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(hint, Some(Ipv4Addr::new(1, 2, 3, 4)));
+            Some(CLIENT_ADDR)
+        };
+        let negotiator = IpcpNegotiator::server(
+            IpcpServerConfig {
+                local_address: Some(LOCAL),
+                name_servers: NameServers::default(),
+            },
+            Box::new(assigner),
+        );
+        let (mut server, now) = server_sends_configure_request(negotiator);
+        // A client asking for another address is Nak'd with the assigned one, every time.
+        let wrong = client_request(1, &[IpcpOption::IpAddress(Ipv4Addr::new(1, 2, 3, 4))]);
+        let nak = client_request(1, &[IpcpOption::IpAddress(CLIENT_ADDR)]);
+        let mut expected_nak = nak.clone();
+        expected_nak[0] = Code::ConfigureNak.into();
+        assert_eq!(answer(&mut server, now, &wrong), [expected_nak.clone()]);
+        let mut wrong2 = wrong.clone();
+        wrong2[1] = 2;
+        expected_nak[1] = 2;
+        assert_eq!(answer(&mut server, now, &wrong2), [expected_nak]);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn no_address_terminates() {
+        let negotiator = IpcpNegotiator::server(
+            IpcpServerConfig {
+                local_address: Some(LOCAL),
+                name_servers: NameServers::default(),
+            },
+            Box::new(FixedAddress(None)),
+        );
+        let (mut server, now) = server_sends_configure_request(negotiator);
+        let sent = answer(&mut server, now, &CLIENT_CONFREQ_2);
+        let events = events(&mut server);
+        assert!(events.contains(&Event::Negotiator(IpcpEvent::NoAddress)));
+        assert!(events.contains(&Event::Failed(Failure::NotConverging(3))));
+        assert!(
+            sent.iter()
+                .any(|p| p[0] == u8::from(Code::TerminateRequest)),
+            "the automaton terminates: {sent:02x?}"
+        );
+        assert_eq!(server.negotiator().assigned_address(), None);
+        assert_eq!(
+            IpcpEvent::NoAddress.to_string(),
+            "no address available for the peer"
+        );
+    }
+
+    #[test]
+    fn server_naks_windows_name_server_request() {
+        let (mut server, now) = server_sends_configure_request(server_negotiator(NameServers {
+            primary_dns: Some(DNS1),
+            secondary_dns: Some(DNS2),
+            primary_nbns: Some(WINS1),
+            secondary_nbns: None,
+        }));
+        // Windows: addr, ms-dns1, ms-wins1, ms-dns2, ms-wins2, all 0.0.0.0.
+        let zero = UNSPECIFIED;
+        let windows = [
+            IpcpOption::IpAddress(zero),
+            IpcpOption::PrimaryDns(zero),
+            IpcpOption::PrimaryNbns(zero),
+            IpcpOption::SecondaryDns(zero),
+            IpcpOption::SecondaryNbns(zero),
+        ];
+        // Secondary NBNS is not configured: rejected first.
+        let reject = answer(&mut server, now, &client_request(1, &windows));
+        let mut expected = client_request(1, &[IpcpOption::SecondaryNbns(zero)]);
+        expected[0] = Code::ConfigureReject.into();
+        assert_eq!(reject, [expected]);
+        // Without it, every zero is Nak'd with the configured value.
+        let nak = answer(&mut server, now, &client_request(2, &windows[..4]));
+        let given = [
+            IpcpOption::IpAddress(CLIENT_ADDR),
+            IpcpOption::PrimaryDns(DNS1),
+            IpcpOption::PrimaryNbns(WINS1),
+            IpcpOption::SecondaryDns(DNS2),
+        ];
+        let mut expected = client_request(2, &given);
+        expected[0] = Code::ConfigureNak.into();
+        assert_eq!(nak, [expected]);
+        // The client takes them; Ack.
+        let mut expected = client_request(3, &given);
+        expected[0] = Code::ConfigureAck.into();
+        assert_eq!(
+            answer(&mut server, now, &client_request(3, &given)),
+            [expected]
+        );
+        // Complete with the client's Ack of our request, and read the result.
+        assert!(answer(&mut server, now, &CLIENT_CONFACK).is_empty());
+        let result = server.negotiator().negotiated().unwrap();
+        assert_eq!(result.peer_address, Some(CLIENT_ADDR));
+        assert_eq!(
+            result.name_servers,
+            NameServers {
+                primary_dns: Some(DNS1),
+                secondary_dns: Some(DNS2),
+                primary_nbns: Some(WINS1),
+                secondary_nbns: None,
+            }
+        );
+    }
+
+    #[test]
+    fn server_rejects_unconfigured_and_unknown_options() {
+        let (mut server, now) =
+            server_sends_configure_request(server_negotiator(NameServers::default()));
+        let options = [
+            IpcpOption::IpAddresses {
+                source: UNSPECIFIED,
+                destination: LOCAL,
+            },
+            IpcpOption::IpAddress(CLIENT_ADDR),
+            IpcpOption::PrimaryDns(UNSPECIFIED),
+            IpcpOption::SecondaryNbns(UNSPECIFIED),
+            IpcpOption::IpCompressionProtocol {
+                protocol: crate::wire::ipcp::PROTOCOL_VJ_OLD,
+                data: &[],
+            },
+            IpcpOption::Unknown {
+                kind: 0x42,
+                data: &[1, 2],
+            },
+        ];
+        let reply = answer(&mut server, now, &client_request(7, &options));
+        let rejected: Vec<_> = options.iter().copied().filter(|o| o.kind() != 3).collect();
+        let mut expected = client_request(7, &rejected);
+        expected[0] = Code::ConfigureReject.into();
+        assert_eq!(reply, [expected]);
+    }
+
+    #[test]
+    fn server_rejects_malformed_and_duplicate_options() {
+        let (mut server, now) =
+            server_sends_configure_request(server_negotiator(NameServers::default()));
+        // IP-Address with 3 octets of data (typed parse fails): rejected as received. Then
+        // a duplicate IP-Address, then a length running past the end.
+        let request = [
+            0x01, 0x05, 0x00, 0x14, 0x03, 0x05, 1, 2, 3, 0x03, 0x06, 192, 168, 77, 10, 0x03, 0x06,
+            192, 168, 77,
+        ];
+        let bad: [u8; 20] = request;
+        let reply = answer(&mut server, now, &bad[..]);
+        // The last option claims 6 octets but only 5 remain: from there on rejected raw.
+        let expected = [
+            0x04, 0x05, 0x00, 0x0e, 0x03, 0x05, 1, 2, 3, 0x03, 0x06, 192, 168, 77,
+        ];
+        assert_eq!(reply, [expected.to_vec()]);
+
+        let dup = client_request(
+            6,
+            &[
+                IpcpOption::IpAddress(CLIENT_ADDR),
+                IpcpOption::IpAddress(CLIENT_ADDR),
+            ],
+        );
+        let mut expected = client_request(6, &[IpcpOption::IpAddress(CLIENT_ADDR)]);
+        expected[0] = Code::ConfigureReject.into();
+        assert_eq!(answer(&mut server, now, &dup), [expected]);
+    }
+
+    #[test]
+    fn server_asks_client_without_address_once() {
+        let (mut server, now) =
+            server_sends_configure_request(server_negotiator(NameServers::default()));
+        let empty = client_request(1, &[]);
+        let mut nak = client_request(1, &[IpcpOption::IpAddress(CLIENT_ADDR)]);
+        nak[0] = Code::ConfigureNak.into();
+        assert_eq!(answer(&mut server, now, &empty), [nak]);
+        // Asked again without it: Acked; the client still gets the assignment.
+        let empty = client_request(2, &[]);
+        let mut ack = empty.clone();
+        ack[0] = Code::ConfigureAck.into();
+        assert_eq!(answer(&mut server, now, &empty), [ack]);
+        assert!(answer(&mut server, now, &CLIENT_CONFACK).is_empty());
+        assert_eq!(
+            server.negotiator().negotiated().unwrap().peer_address,
+            Some(CLIENT_ADDR)
+        );
+    }
+
+    #[test]
+    fn client_sends_reference_request_shape() {
+        // Our client does not ask for VJ: its first request is the reference's second.
+        let now = Instant::now();
+        let mut client = Fsm::new(
+            IpcpNegotiator::client(IpcpClientConfig::default()),
+            FsmConfig::default(),
+        );
+        client.open(now);
+        client.up(now);
+        let mut first = CLIENT_CONFREQ_2;
+        first[1] = 1;
+        assert_eq!(client.poll_transmit().as_deref(), Some(&first[..]));
+        // The server's request is Acked as the reference client did.
+        assert_eq!(answer(&mut client, now, &SERVER_CONFREQ), [CLIENT_CONFACK]);
+        // The server's Nak gives us our address; the next request asks for it.
+        let mut nak = SERVER_CONFNAK;
+        nak[1] = 1;
+        let mut req = CLIENT_CONFREQ_3;
+        req[1] = 2;
+        assert_eq!(answer(&mut client, now, &nak), [req]);
+        let mut ack = SERVER_CONFACK;
+        ack[1] = 2;
+        assert!(answer(&mut client, now, &ack).is_empty());
+        assert_eq!(client.state(), State::Opened);
+        assert_eq!(
+            client.negotiator().negotiated(),
+            Some(&IpcpResult {
+                local_address: Some(CLIENT_ADDR),
+                peer_address: Some(LOCAL),
+                name_servers: NameServers::default(),
+            })
+        );
+    }
+
+    #[test]
+    fn client_rejects_server_zero_address_and_name_servers() {
+        let now = Instant::now();
+        let mut client = Fsm::new(
+            IpcpNegotiator::client(IpcpClientConfig::default()),
+            FsmConfig::default(),
+        );
+        client.open(now);
+        client.up(now);
+        let _ = client.poll_transmit();
+        let request = client_request(
+            4,
+            &[
+                IpcpOption::IpAddress(UNSPECIFIED),
+                IpcpOption::PrimaryDns(DNS1),
+            ],
+        );
+        let mut expected = request.clone();
+        expected[0] = Code::ConfigureReject.into();
+        assert_eq!(answer(&mut client, now, &request), [expected]);
+    }
+
+    #[test]
+    fn client_discards_bad_replies() {
+        let now = Instant::now();
+        let mut client = Fsm::new(
+            IpcpNegotiator::client(IpcpClientConfig::default()),
+            FsmConfig::default(),
+        );
+        client.open(now);
+        client.up(now);
+        let _ = client.poll_transmit();
+        // A Reject of an option we did not send, and one with other data than ours.
+        for options in [
+            &[IpcpOption::PrimaryDns(UNSPECIFIED)][..],
+            &[IpcpOption::IpAddress(LOCAL)][..],
+        ] {
+            let mut reject = client_request(1, options);
+            reject[0] = Code::ConfigureReject.into();
+            assert!(answer(&mut client, now, &reject).is_empty());
+        }
+        // A malformed Nak.
+        assert!(answer(&mut client, now, &[0x03, 0x01, 0x00, 0x06, 0x03, 0x09]).is_empty());
+        assert!(client.stats().discarded_replies >= 3);
+        assert_eq!(client.state(), State::ReqSent);
+    }
+
+    #[test]
+    fn client_without_address_fails() {
+        let now = Instant::now();
+        let mut client = Fsm::new(
+            IpcpNegotiator::client(IpcpClientConfig::default()),
+            FsmConfig::default(),
+        );
+        client.open(now);
+        client.up(now);
+        let _ = client.poll_transmit();
+        let mut reject = CLIENT_CONFREQ_2;
+        reject[0] = Code::ConfigureReject.into();
+        reject[1] = 1;
+        // Next request is empty; the server Acks it and its own request is Acked.
+        assert_eq!(
+            answer(&mut client, now, &reject),
+            [vec![0x01, 0x02, 0x00, 0x04]]
+        );
+        assert_eq!(answer(&mut client, now, &SERVER_CONFREQ), [CLIENT_CONFACK]);
+        let _ = answer(&mut client, now, &[0x02, 0x02, 0x00, 0x04]);
+        let events = events(&mut client);
+        assert!(events.contains(&Event::Negotiator(IpcpEvent::NoLocalAddress)));
+        assert_ne!(client.state(), State::Opened);
+    }
+
+    #[test]
+    fn client_and_server_converge() {
+        let server = server_negotiator(NameServers {
+            primary_dns: Some(DNS1),
+            secondary_dns: Some(DNS2),
+            primary_nbns: None,
+            secondary_nbns: None,
+        });
+        let client = IpcpNegotiator::client(IpcpClientConfig {
+            requested_address: None,
+            request_dns: true,
+            request_nbns: true,
+        });
+        let mut pair = Pair::new(server, client);
+        pair.start();
+        pair.drive();
+        assert!(pair.both_opened());
+        let client = *pair.client.negotiator().negotiated().unwrap();
+        let server = *pair.server.negotiator().negotiated().unwrap();
+        assert_eq!(client.local_address, Some(CLIENT_ADDR));
+        assert_eq!(client.peer_address, Some(LOCAL));
+        assert_eq!(server.local_address, Some(LOCAL));
+        assert_eq!(server.peer_address, Some(CLIENT_ADDR));
+        let given = NameServers {
+            primary_dns: Some(DNS1),
+            secondary_dns: Some(DNS2),
+            primary_nbns: None,
+            secondary_nbns: None,
+        };
+        assert_eq!(client.name_servers, given);
+        assert_eq!(server.name_servers, given);
+        // NBNS was rejected, so the client stopped asking: the last request has no 130/132.
+        let last = pair
+            .sent_by(From::Client)
+            .into_iter()
+            .rev()
+            .find(|p| p[0] == 1)
+            .unwrap();
+        assert!(!last.contains(&130) && !last.contains(&132), "{last:02x?}");
+        assert!(pair.server_events.contains(&Event::Up));
+        assert!(pair.client_events.contains(&Event::Up));
+    }
+
+    #[test]
+    fn client_with_configured_address_is_corrected() {
+        let mut pair = Pair::new(
+            server_negotiator(NameServers::default()),
+            IpcpNegotiator::client(IpcpClientConfig {
+                requested_address: Some(Ipv4Addr::new(172, 16, 0, 9)),
+                ..IpcpClientConfig::default()
+            }),
+        );
+        pair.start();
+        pair.drive();
+        assert!(pair.both_opened());
+        assert_eq!(
+            pair.client.negotiator().negotiated().unwrap().local_address,
+            Some(CLIENT_ADDR)
+        );
+    }
+
+    #[test]
+    fn down_forgets_result_but_keeps_assignment() {
+        let mut pair = Pair::new(
+            server_negotiator(NameServers::default()),
+            IpcpNegotiator::client(IpcpClientConfig::default()),
+        );
+        pair.start();
+        pair.drive();
+        assert!(pair.both_opened());
+        pair.server.down();
+        assert_eq!(pair.server.negotiator().negotiated(), None);
+        assert_eq!(
+            pair.server.negotiator().assigned_address(),
+            Some(CLIENT_ADDR)
+        );
+    }
+}
