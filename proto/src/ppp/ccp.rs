@@ -17,9 +17,10 @@
 //!   all (MPPC alone) is Nak'd with our strongest strength. A request whose strengths are
 //!   all refused is Rejected, as pppd does.
 //! * The requester takes a Nak's strength if it allows it and its mode if allowed
-//!   (stateful only with [`MppePolicy::allow_stateful`], as pppd's `mppe-stateful`).
-//!   A Nak it cannot accept fails the negotiation (pppd: "MPPE required but peer
-//!   negotiation failed").
+//!   (stateful only with [`MppePolicy::allow_stateful`], as pppd's `mppe-stateful`). A Nak
+//!   with no strength it allows fails the negotiation (pppd: "MPPE required but peer
+//!   negotiation failed"); a Nak towards stateful it does not allow is declined by asking
+//!   for stateless again (where pppd closes the link).
 //! * Every other CCP option (Deflate, BSD-Compress, Predictor, Stac, MPPC elsewhere...) is
 //!   Rejected: MPPE is not combined with compression.
 //!
@@ -113,8 +114,9 @@ pub struct MppePolicy {
     pub allow_stateful: bool,
     /// Ask for stateful mode: our request has H clear, and a peer asking for stateless is
     /// Nak'd once with H clear (xpptp `mppe-prefer-stateful`). Windows then falls back to
-    /// stateful, pppd with `mppe-stateful` too; pppd without it closes the link, so only
-    /// use this where the clients are known. Needs `allow_stateful`.
+    /// stateful, pppd with `mppe-stateful` too; pppd without it closes the link ("Refusing
+    /// MPPE stateful mode offered by peer"), so only use this where the clients are known.
+    /// Our own client role declines and stays stateless. Needs `allow_stateful`.
     pub prefer_stateful: bool,
     /// Which stateful scheme to run when stateful is agreed (the bits cannot say):
     /// [`MppeMode::Stateful`] (RFC 3078, Windows) or [`MppeMode::StatefulLinux`] (towards
@@ -441,14 +443,15 @@ impl Negotiator for CcpNegotiator {
             self.fail(cx, CcpFailure::MppeNotAgreed);
             return ReplyVerdict::Accept;
         }
-        let strength = strongest(nak & self.policy.strength_bits());
-        let mode_ok = nak.stateless() || self.policy.allow_stateful;
-        match strength {
-            Some(strength) if mode_ok => {
-                self.want = Some(strength_bit(strength).with(MppeBits::H, nak.stateless()));
-            }
-            _ => self.fail(cx, CcpFailure::MppeNotAgreed),
-        }
+        let Some(strength) = strongest(nak & self.policy.strength_bits()) else {
+            self.fail(cx, CcpFailure::MppeNotAgreed);
+            return ReplyVerdict::Accept;
+        };
+        // A Nak towards stateful that we do not allow is a suggestion we decline: we keep
+        // asking for stateless (pppd closes the link instead; keeping on converges with a
+        // peer that suggests once, and Max-Failure ends it with one that insists).
+        let stateless = nak.stateless() || !self.policy.allow_stateful;
+        self.want = Some(strength_bit(strength).with(MppeBits::H, stateless));
         ReplyVerdict::Accept
     }
 
@@ -556,5 +559,522 @@ impl Negotiator for CcpNegotiator {
             }
             _ => CodeVerdict::Unknown,
         }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::ppp::fsm::{Event, FsmConfig};
+    use crate::ppp::ipcp::testing::{From, Pair};
+    use crate::wire::cp::ConfigPacketWriter;
+
+    // CCP packets of the reference session (Debian pptp-linux/pppd client, Poptop/pppd
+    // server, both `require-mppe-128`), from the PPP protocol field on; the same literals as
+    // wire::ccp's tests. Both sides send ConfReq id=0x1 <mppe +H -M +S -L -D -C> and Ack
+    // the other's.
+    static CONFREQ_MPPE: [u8; 10] = [0x01, 0x01, 0x00, 0x0a, 0x12, 0x06, 0x01, 0x00, 0x00, 0x40];
+    static CONFACK_MPPE: [u8; 10] = [0x02, 0x01, 0x00, 0x0a, 0x12, 0x06, 0x01, 0x00, 0x00, 0x40];
+
+    const STATELESS_128: MppeDirection = MppeDirection {
+        strength: MppeStrength::Bits128,
+        mode: MppeMode::Stateless,
+    };
+
+    fn policy() -> MppePolicy {
+        MppePolicy::default()
+    }
+
+    fn answer(fsm: &mut Fsm<CcpNegotiator>, now: Instant, packet: &[u8]) -> Vec<Vec<u8>> {
+        fsm.handle_packet(now, packet);
+        std::iter::from_fn(|| fsm.poll_transmit()).collect()
+    }
+
+    fn events(fsm: &mut Fsm<CcpNegotiator>) -> Vec<Event<CcpEvent>> {
+        std::iter::from_fn(|| fsm.poll_event()).collect()
+    }
+
+    fn packet(code: Code, id: u8, options: &[CcpOption<'_>]) -> Vec<u8> {
+        let mut buf = [0u8; 128];
+        let mut w = ConfigPacketWriter::new(&mut buf, code, id).unwrap();
+        for option in options {
+            w.push(option).unwrap();
+        }
+        let n = w.finish();
+        buf[..n].to_vec()
+    }
+
+    fn bits(list: &[MppeBits]) -> MppeBits {
+        list.iter().fold(MppeBits::empty(), |acc, b| acc | *b)
+    }
+
+    /// A server automaton that has sent its Configure-Request.
+    fn server_sends_configure_request(policy: MppePolicy) -> (Fsm<CcpNegotiator>, Instant) {
+        let now = Instant::now();
+        let mut fsm = Fsm::new(CcpNegotiator::new(policy), FsmConfig::default());
+        fsm.open(now);
+        fsm.up(now);
+        (fsm, now)
+    }
+
+    fn negotiate(server: MppePolicy, client: MppePolicy) -> Pair<CcpNegotiator, CcpNegotiator> {
+        let mut pair = Pair::new(CcpNegotiator::new(server), CcpNegotiator::new(client));
+        pair.start();
+        pair.drive();
+        pair
+    }
+
+    fn symmetric(pair: &Pair<CcpNegotiator, CcpNegotiator>) -> Option<MppeDirection> {
+        assert!(pair.both_opened(), "not opened: {:?}", pair.wire);
+        let server = pair.server.negotiator().negotiated().unwrap();
+        let client = pair.client.negotiator().negotiated().unwrap();
+        assert_eq!(server.transmit, client.receive);
+        assert_eq!(server.receive, client.transmit);
+        server.symmetric()
+    }
+
+    fn failed(events: &[Event<CcpEvent>]) -> Option<CcpFailure> {
+        events.iter().find_map(|e| match e {
+            Event::Negotiator(CcpEvent::Failed(cause)) => Some(*cause),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn server_reproduces_reference_session() {
+        let (mut server, now) = server_sends_configure_request(policy());
+        assert_eq!(server.poll_transmit().as_deref(), Some(&CONFREQ_MPPE[..]));
+        assert_eq!(answer(&mut server, now, &CONFREQ_MPPE), [CONFACK_MPPE]);
+        assert!(answer(&mut server, now, &CONFACK_MPPE).is_empty());
+        assert_eq!(server.state(), State::Opened);
+        let result = server.negotiator().negotiated().unwrap();
+        assert_eq!(result.transmit, Some(STATELESS_128));
+        assert_eq!(result.symmetric(), Some(STATELESS_128));
+        assert!(events(&mut server).contains(&Event::Up));
+    }
+
+    #[test]
+    fn client_reproduces_reference_session() {
+        let mut pair = negotiate(policy(), policy());
+        assert_eq!(symmetric(&pair), Some(STATELESS_128));
+        assert_eq!(
+            pair.sent_by(From::Client),
+            [&CONFREQ_MPPE[..], &CONFACK_MPPE[..]]
+        );
+        assert_eq!(
+            pair.sent_by(From::Server),
+            [&CONFREQ_MPPE[..], &CONFACK_MPPE[..]]
+        );
+        assert!(failed(&std::mem::take(&mut pair.server_events)).is_none());
+    }
+
+    #[test]
+    fn strongest_common_strength() {
+        let all = MppePolicy {
+            allow_40: true,
+            allow_56: true,
+            allow_128: true,
+            ..policy()
+        };
+        let only = |a40, a56, a128| MppePolicy {
+            allow_40: a40,
+            allow_56: a56,
+            allow_128: a128,
+            ..policy()
+        };
+        let cases = [
+            (all, all, MppeStrength::Bits128),
+            (all, only(true, false, false), MppeStrength::Bits40),
+            (only(true, false, false), all, MppeStrength::Bits40),
+            (all, only(false, true, false), MppeStrength::Bits56),
+            (
+                only(true, false, true),
+                only(true, true, false),
+                MppeStrength::Bits40,
+            ),
+            (only(true, false, true), all, MppeStrength::Bits128),
+        ];
+        for (server, client, strength) in cases {
+            let pair = negotiate(server, client);
+            assert_eq!(
+                symmetric(&pair),
+                Some(MppeDirection {
+                    strength,
+                    mode: MppeMode::Stateless
+                }),
+                "{server:?} x {client:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_common_strength_fails_both_sides() {
+        let pair = negotiate(
+            policy(),
+            MppePolicy {
+                allow_40: true,
+                allow_128: false,
+                ..policy()
+            },
+        );
+        assert!(!pair.both_opened());
+        assert_eq!(failed(&pair.server_events), Some(CcpFailure::MppeNotAgreed));
+        assert_eq!(failed(&pair.client_events), Some(CcpFailure::MppeNotAgreed));
+        assert!(
+            pair.server_events
+                .contains(&Event::Failed(Failure::NotConverging(18)))
+        );
+    }
+
+    #[test]
+    fn stateful_negotiation() {
+        let stateful_ok = MppePolicy {
+            allow_stateful: true,
+            ..policy()
+        };
+        let prefers = MppePolicy {
+            allow_stateful: true,
+            prefer_stateful: true,
+            ..policy()
+        };
+        let linux = MppePolicy {
+            stateful_mode: MppeMode::StatefulLinux,
+            ..prefers
+        };
+        let stateful = |mode| {
+            Some(MppeDirection {
+                strength: MppeStrength::Bits128,
+                mode,
+            })
+        };
+        // Allowing stateful is not asking for it.
+        assert_eq!(
+            symmetric(&negotiate(stateful_ok, stateful_ok)),
+            Some(STATELESS_128)
+        );
+        // xpptp's mppe-prefer-stateful against a client that allows it (Windows; pppd with
+        // mppe-stateful): the client's stateless request is Nak'd to stateful.
+        let pair = negotiate(prefers, stateful_ok);
+        assert_eq!(symmetric(&pair), stateful(MppeMode::Stateful));
+        let nak = packet(Code::ConfigureNak, 1, &[CcpOption::Mppe(MppeBits::S)]);
+        assert!(
+            pair.sent_by(From::Server).contains(&&nak[..]),
+            "{:02x?}",
+            pair.wire
+        );
+        // A client that prefers stateful gets it from a server that allows it.
+        assert_eq!(
+            symmetric(&negotiate(stateful_ok, prefers)),
+            stateful(MppeMode::Stateful)
+        );
+        // The stateful scheme is the policy's, not the wire's.
+        let linux_ok = MppePolicy {
+            stateful_mode: MppeMode::StatefulLinux,
+            ..stateful_ok
+        };
+        assert_eq!(
+            symmetric(&negotiate(linux, linux_ok)),
+            stateful(MppeMode::StatefulLinux)
+        );
+        // A server that does not allow stateful keeps a stateful-preferring client
+        // stateless.
+        assert_eq!(
+            symmetric(&negotiate(policy(), prefers)),
+            Some(STATELESS_128)
+        );
+    }
+
+    #[test]
+    fn prefer_stateful_falls_back_to_stateless() {
+        // Our client without allow_stateful declines the Nak to stateful and asks for
+        // stateless again, which the server then Acks (it suggests stateful once). pppd
+        // without mppe-stateful would close the link instead.
+        let prefers = MppePolicy {
+            allow_stateful: true,
+            prefer_stateful: true,
+            ..policy()
+        };
+        let pair = negotiate(prefers, policy());
+        assert_eq!(symmetric(&pair), Some(STATELESS_128));
+        let stateful_nak = packet(Code::ConfigureNak, 1, &[CcpOption::Mppe(MppeBits::S)]);
+        assert!(pair.sent_by(From::Server).contains(&&stateful_nak[..]));
+    }
+
+    #[test]
+    fn stateful_suggested_once_per_negotiation() {
+        let prefers = MppePolicy {
+            allow_stateful: true,
+            prefer_stateful: true,
+            ..policy()
+        };
+        let (mut server, now) = server_sends_configure_request(prefers);
+        let _ = server.poll_transmit();
+        let stateless = packet(
+            Code::ConfigureRequest,
+            1,
+            &[CcpOption::Mppe(MppeBits::H | MppeBits::S)],
+        );
+        let reply = answer(&mut server, now, &stateless);
+        assert_eq!(
+            reply,
+            [packet(
+                Code::ConfigureNak,
+                1,
+                &[CcpOption::Mppe(MppeBits::S)]
+            )]
+        );
+        let mut again = stateless.clone();
+        again[1] = 2;
+        let mut ack = again.clone();
+        ack[0] = Code::ConfigureAck.into();
+        assert_eq!(answer(&mut server, now, &again), [ack]);
+    }
+
+    #[test]
+    fn mppc_is_naked_away() {
+        let (mut server, now) = server_sends_configure_request(policy());
+        let _ = server.poll_transmit();
+        let wanted = packet(
+            Code::ConfigureNak,
+            1,
+            &[CcpOption::Mppe(MppeBits::H | MppeBits::S)],
+        );
+        // MPPC alone (Windows with compression on, encryption off).
+        let mppc = packet(Code::ConfigureRequest, 1, &[CcpOption::Mppe(MppeBits::C)]);
+        assert_eq!(
+            answer(&mut server, now, &mppc),
+            std::slice::from_ref(&wanted)
+        );
+        // MPPE with MPPC, 40 and 128, the obsolete D and an undefined bit.
+        let everything = bits(&[
+            MppeBits::H,
+            MppeBits::S,
+            MppeBits::L,
+            MppeBits::D,
+            MppeBits::C,
+            MppeBits::from_bits(0x0000_0200),
+        ]);
+        let mut wanted = wanted;
+        wanted[1] = 2;
+        let req = packet(Code::ConfigureRequest, 2, &[CcpOption::Mppe(everything)]);
+        assert_eq!(answer(&mut server, now, &req), [wanted]);
+    }
+
+    #[test]
+    fn other_compression_rejected() {
+        let (mut server, now) = server_sends_configure_request(policy());
+        let _ = server.poll_transmit();
+        let deflate = CcpOption::Deflate(&[0x78, 0x00]);
+        let deflate_draft = CcpOption::DeflateDraft(&[0x78, 0x00]);
+        let bsd = CcpOption::BsdCompress(&[0x2f]);
+        let stac = CcpOption::Stac(&[0x00, 0x01, 0x03]);
+        let predictor = CcpOption::Predictor1(&[]);
+        let mppe = CcpOption::Mppe(MppeBits::H | MppeBits::S);
+        let req = packet(
+            Code::ConfigureRequest,
+            1,
+            &[deflate, deflate_draft, mppe, bsd, stac, predictor],
+        );
+        let reply = answer(&mut server, now, &req);
+        assert_eq!(
+            reply,
+            [packet(
+                Code::ConfigureReject,
+                1,
+                &[deflate, deflate_draft, bsd, stac, predictor]
+            )]
+        );
+        // A second MPPE option and a malformed one are rejected too.
+        let req = [
+            0x01, 0x02, 0x00, 0x13, 0x12, 0x06, 0x01, 0x00, 0x00, 0x40, 0x12, 0x06, 0x01, 0x00,
+            0x00, 0x40, 0x12, 0x03, 0x00,
+        ];
+        let reply = answer(&mut server, now, &req);
+        assert_eq!(
+            reply,
+            [vec![
+                0x04, 0x02, 0x00, 0x0d, 0x12, 0x06, 0x01, 0x00, 0x00, 0x40, 0x12, 0x03, 0x00
+            ]]
+        );
+    }
+
+    #[test]
+    fn required_vs_denied() {
+        let denied = MppePolicy {
+            requirement: MppeRequirement::Denied,
+            ..policy()
+        };
+        let optional = MppePolicy {
+            requirement: MppeRequirement::Optional,
+            ..policy()
+        };
+        // Server requires, client denies: the client rejects our MPPE option.
+        let pair = negotiate(policy(), denied);
+        assert_eq!(failed(&pair.server_events), Some(CcpFailure::MppeRefused));
+        assert!(
+            pair.server_events
+                .contains(&Event::Failed(Failure::RequiredOptionRejected(18)))
+        );
+        assert!(!pair.both_opened());
+        assert_eq!(
+            CcpFailure::MppeRefused.to_string(),
+            "MPPE required but refused by the peer"
+        );
+        // The client required MPPE, the server denies it.
+        let pair = negotiate(denied, policy());
+        assert_eq!(failed(&pair.client_events), Some(CcpFailure::MppeRefused));
+        // Optional against denied: CCP opens in clear, nobody fails.
+        let pair = negotiate(optional, denied);
+        assert!(pair.both_opened());
+        assert_eq!(
+            pair.server.negotiator().negotiated(),
+            Some(&CcpResult {
+                transmit: None,
+                receive: None
+            })
+        );
+        assert_eq!(failed(&pair.server_events), None);
+        assert_eq!(failed(&pair.client_events), None);
+        // Optional against required: MPPE.
+        assert_eq!(
+            symmetric(&negotiate(optional, policy())),
+            Some(STATELESS_128)
+        );
+    }
+
+    #[test]
+    fn required_peer_without_mppe_is_asked_then_fails() {
+        let (mut server, now) = server_sends_configure_request(policy());
+        let _ = server.poll_transmit();
+        // An empty request: Nak'd once with the MPPE option added.
+        let reply = answer(&mut server, now, &[0x01, 0x01, 0x00, 0x04]);
+        let mut nak = CONFREQ_MPPE;
+        nak[0] = Code::ConfigureNak.into();
+        assert_eq!(reply, [nak]);
+        // Empty again: Acked; with our side Acked the layer comes up without transmit
+        // encryption, which fails.
+        assert_eq!(
+            answer(&mut server, now, &[0x01, 0x02, 0x00, 0x04]),
+            [vec![0x02, 0x02, 0x00, 0x04]]
+        );
+        let _ = answer(&mut server, now, &CONFACK_MPPE);
+        assert_eq!(failed(&events(&mut server)), Some(CcpFailure::MppeRefused));
+        assert_ne!(server.state(), State::Opened);
+    }
+
+    #[test]
+    fn protocol_reject_maps_to_refused() {
+        let (mut server, now) = server_sends_configure_request(policy());
+        server.protocol_rejected(now);
+        let failure = events(&mut server)
+            .into_iter()
+            .find_map(|e| match e {
+                Event::Failed(f) => Some(f),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            server.negotiator().failure_cause(&failure),
+            Some(CcpFailure::MppeRefused)
+        );
+        let optional = CcpNegotiator::new(MppePolicy {
+            requirement: MppeRequirement::Optional,
+            ..policy()
+        });
+        assert_eq!(optional.failure_cause(&failure), None);
+    }
+
+    #[test]
+    fn reset_request_and_ack() {
+        let mut pair = negotiate(policy(), policy());
+        assert!(pair.both_opened());
+        let now = pair.now;
+        assert!(pair.client.send_reset_request(now));
+        assert!(pair.client.negotiator().reset_pending());
+        // Only one outstanding within RESET_ACK_TIMEOUT.
+        assert!(
+            !pair
+                .client
+                .send_reset_request(now + Duration::from_millis(500))
+        );
+        pair.drive();
+        let sent = pair.sent_by(From::Client);
+        let request = *sent.last().unwrap();
+        assert_eq!(request, [14, 0, 0, 4]);
+        assert_eq!(*pair.sent_by(From::Server).last().unwrap(), [15, 0, 0, 4]);
+        assert!(
+            pair.server_events
+                .contains(&Event::Negotiator(CcpEvent::ResetRequested))
+        );
+        assert!(
+            pair.client_events
+                .contains(&Event::Negotiator(CcpEvent::ResetAcked))
+        );
+        assert!(!pair.client.negotiator().reset_pending());
+        // The next one gets a new identifier; an Ack with a stale one is ignored.
+        assert!(pair.client.send_reset_request(now));
+        let next = pair.client.poll_transmit().unwrap();
+        assert_eq!(next, [14, 1, 0, 4]);
+        pair.client.handle_packet(now, &[15, 0, 0, 4]);
+        assert!(pair.client.negotiator().reset_pending());
+        // Unanswered: resent after the timeout.
+        assert!(pair.client.send_reset_request(now + RESET_ACK_TIMEOUT));
+        // The peer's Reset-Request with data is answered with its identifier.
+        let reply = answer(&mut pair.server, now, &[14, 0x42, 0, 6, 1, 2]);
+        assert_eq!(reply, [vec![15, 0x42, 0, 4]]);
+    }
+
+    #[test]
+    fn reset_request_ignored_unless_opened() {
+        let (mut server, now) = server_sends_configure_request(policy());
+        let _ = server.poll_transmit();
+        assert!(answer(&mut server, now, &[14, 1, 0, 4]).is_empty());
+        assert!(!events(&mut server).contains(&Event::Negotiator(CcpEvent::ResetRequested)));
+        assert!(!server.send_reset_request(now));
+    }
+
+    #[test]
+    fn bad_replies_discarded() {
+        let (mut server, now) = server_sends_configure_request(policy());
+        let _ = server.poll_transmit();
+        // A Reject of MPPE bits we did not send, and a malformed Nak.
+        let reject = packet(Code::ConfigureReject, 1, &[CcpOption::Mppe(MppeBits::L)]);
+        assert!(answer(&mut server, now, &reject).is_empty());
+        assert!(answer(&mut server, now, &[0x03, 0x01, 0x00, 0x06, 0x12, 0x09]).is_empty());
+        assert!(
+            events(&mut server)
+                .iter()
+                .all(|e| !matches!(e, Event::Failed(_)))
+        );
+        assert_eq!(server.state(), State::ReqSent);
+    }
+
+    #[test]
+    fn policy_bits() {
+        assert_eq!(policy().request_bits(), Some(MppeBits::H | MppeBits::S));
+        let all = MppePolicy {
+            allow_40: true,
+            allow_56: true,
+            allow_stateful: true,
+            prefer_stateful: true,
+            ..policy()
+        };
+        assert_eq!(
+            all.request_bits(),
+            Some(bits(&[MppeBits::S, MppeBits::M, MppeBits::L]))
+        );
+        let none = MppePolicy {
+            allow_128: false,
+            ..policy()
+        };
+        assert_eq!(none.request_bits(), None);
+        assert_eq!(
+            strongest(MppeBits::L | MppeBits::M),
+            Some(MppeStrength::Bits56)
+        );
+        assert_eq!(strongest(MppeBits::C), None);
+        assert_eq!(strength_bit(MppeStrength::Bits40), MppeBits::L);
     }
 }
