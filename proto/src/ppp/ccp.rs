@@ -1077,4 +1077,27 @@ mod test {
         assert_eq!(strongest(MppeBits::C), None);
         assert_eq!(strength_bit(MppeStrength::Bits40), MppeBits::L);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn server_never_panics_on_arbitrary_packets(
+            packets in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 0..12),
+        ) {
+            let mut pair = negotiate(
+                MppePolicy { allow_40: true, allow_stateful: true, prefer_stateful: true, ..policy() },
+                policy(),
+            );
+            let now = pair.now;
+            for mut packet in packets {
+                // Mostly codes CCP knows (1 to 15), so the negotiator sees them.
+                if let Some(code) = packet.first_mut() {
+                    *code %= 16;
+                }
+                pair.server.handle_packet(now, &packet);
+                while pair.server.poll_transmit().is_some() {}
+                while pair.server.poll_event().is_some() {}
+            }
+        }
+    }
 }

@@ -1172,4 +1172,25 @@ mod test {
             Some(CLIENT_ADDR)
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn server_never_panics_on_arbitrary_packets(
+            packets in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 0..12),
+        ) {
+            let (mut server, now) = server_sends_configure_request(server_negotiator(
+                NameServers { primary_dns: Some(DNS1), ..NameServers::default() },
+            ));
+            for mut packet in packets {
+                // Mostly Configure packets, so the negotiator sees them.
+                if let Some(code) = packet.first_mut() {
+                    *code %= 8;
+                }
+                server.handle_packet(now, &packet);
+                while server.poll_transmit().is_some() {}
+                while server.poll_event().is_some() {}
+            }
+        }
+    }
 }
