@@ -3,7 +3,7 @@
 //!
 //! Over PPTP, CCP exists to agree on MPPE: one option (type 18) whose bits say the key
 //! strength (L 40, M 56, S 128 bits) and the mode (H: stateless; clear: stateful).
-//! [`CcpNegotiator`] plugs into the RFC 1661 automaton ([`Fsm`](super::fsm::Fsm)).
+//! [`CcpNegotiator`] plugs into the RFC 1661 automaton ([`Fsm`]).
 //!
 //! # How the bits are negotiated (RFC 3078 §2, and what pppd's `ccp.c` does)
 //!
