@@ -376,6 +376,15 @@ impl RequestReply {
         }
     }
 
+    /// Naks `received` with `wanted` even after Max-Failure: for options whose Nak is
+    /// itself the protocol (LCP's Magic-Number on a looped-back link, RFC 1661 §6.4, as
+    /// pppd exempts it).
+    pub fn nak_regardless<'o, O: ConfigOption<'o>>(&mut self, received: RawOption<'_>, wanted: &O) {
+        let _ = received;
+        self.naked_any = true;
+        push_option(&mut self.nak, self.limit, wanted);
+    }
+
     /// Naks with an option the peer did not include, to ask for it (RFC 1661 §5.3). Nothing
     /// after Max-Failure (it cannot be rejected).
     pub fn nak_missing<'o, O: ConfigOption<'o>>(&mut self, wanted: &O) {

@@ -310,7 +310,7 @@ impl LcpNegotiator {
                     // Zero is illegal; our own number means the link may be looped back:
                     // RFC 1661 §6.4 says Nak with another number.
                     let other = self.magic_source.next();
-                    reply.nak(raw, &LcpOption::MagicNumber(other));
+                    reply.nak_regardless(raw, &LcpOption::MagicNumber(other));
                 } else {
                     self.peer.magic = Some(magic);
                 }
@@ -709,5 +709,498 @@ impl fmt::Display for LcpNegotiated {
             write!(f, " our-auth {}", method.to_option())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    // LCP packets of the reference capture (Debian pptp-linux/pppd client talking to
+    // Poptop/pppd), the same bytes as the literals of wire/lcp.rs's tests.
+
+    // Frame 20, client: <asyncmap 0x0> <magic 0x56139dac> <pcomp> <accomp>.
+    static CLIENT_CONFREQ: [u8; 20] = [
+        0x01, 0x01, 0x00, 0x14, 0x02, 0x06, 0x00, 0x00, 0x00, 0x00, 0x05, 0x06, 0x56, 0x13, 0x9d,
+        0xac, 0x07, 0x02, 0x08, 0x02,
+    ];
+
+    // Frame 21, server: <asyncmap 0x0> <auth chap MS-v2> <magic 0x787155cf> <pcomp> <accomp>.
+    static SERVER_CONFREQ: [u8; 25] = [
+        0x01, 0x01, 0x00, 0x19, 0x02, 0x06, 0x00, 0x00, 0x00, 0x00, 0x03, 0x05, 0xc2, 0x23, 0x81,
+        0x05, 0x06, 0x78, 0x71, 0x55, 0xcf, 0x07, 0x02, 0x08, 0x02,
+    ];
+
+    // Frame 22, client acks the server's request.
+    static CLIENT_CONFACK: [u8; 25] = [
+        0x02, 0x01, 0x00, 0x19, 0x02, 0x06, 0x00, 0x00, 0x00, 0x00, 0x03, 0x05, 0xc2, 0x23, 0x81,
+        0x05, 0x06, 0x78, 0x71, 0x55, 0xcf, 0x07, 0x02, 0x08, 0x02,
+    ];
+
+    // Frame 24, client: EchoReq id=0x0 magic=0x56139dac.
+    static CLIENT_ECHO_REQUEST: [u8; 8] = [0x09, 0x00, 0x00, 0x08, 0x56, 0x13, 0x9d, 0xac];
+
+    // Frame 76, client: TermReq id=0x2 "MPPE disabled".
+    static CLIENT_TERMREQ: [u8; 17] = [
+        0x05, 0x02, 0x00, 0x11, 0x4d, 0x50, 0x50, 0x45, 0x20, 0x64, 0x69, 0x73, 0x61, 0x62, 0x6c,
+        0x65, 0x64,
+    ];
+
+    // Frame 79, server: TermAck id=0x2.
+    static SERVER_TERMACK: [u8; 4] = [0x06, 0x02, 0x00, 0x04];
+
+    // A Protocol-Reject of the client's IPV6CP Configure-Request (frame 38).
+    static PROTREJ_IPV6CP: [u8; 20] = [
+        0x08, 0x05, 0x00, 0x14, 0x80, 0x57, 0x01, 0x01, 0x00, 0x0e, 0x01, 0x0a, 0xe4, 0x95, 0x19,
+        0xb9, 0x8d, 0x6e, 0x6b, 0x22,
+    ];
+
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    /// pppd's server options as in the reference session: asyncmap 0, MS-CHAPv2 only.
+    fn poptop_server() -> Lcp {
+        let config = LcpConfig {
+            accm: Some(0),
+            ..LcpConfig::server(&[AuthMethod::MS_CHAP_V2])
+        };
+        Lcp::new(config, 1)
+    }
+
+    fn pptp_linux_client() -> Lcp {
+        let config = LcpConfig {
+            accm: Some(0),
+            ..LcpConfig::default()
+        };
+        Lcp::new(config, 2)
+    }
+
+    fn drain(lcp: &mut Lcp) -> (Vec<Vec<u8>>, Vec<LcpFsmEvent>) {
+        let packets = core::iter::from_fn(|| lcp.poll_transmit()).collect();
+        let events = core::iter::from_fn(|| lcp.poll_event()).collect();
+        (packets, events)
+    }
+
+    fn server_sends_configure_request(server: &mut Lcp, now: Instant) -> Vec<u8> {
+        server.open(now);
+        server.up(now);
+        let (packets, events) = drain(server);
+        assert_eq!(events, [Event::Started]);
+        assert_eq!(packets.len(), 1);
+        packets.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn server_request_is_poptops_but_for_the_magic() {
+        let now = t0();
+        let mut server = poptop_server();
+        let request = server_sends_configure_request(&mut server, now);
+        let magic = server.fsm().negotiator().our_magic().to_be_bytes();
+        let mut expected = SERVER_CONFREQ;
+        expected[17..21].copy_from_slice(&magic);
+        assert_eq!(request, expected);
+    }
+
+    #[test]
+    fn server_acks_reference_client_request() {
+        let now = t0();
+        let mut server = poptop_server();
+        let request = server_sends_configure_request(&mut server, now);
+        // rcvd [LCP ConfReq id=0x1 <asyncmap 0x0> <magic 0x56139dac> <pcomp> <accomp>]
+        // sent [LCP ConfAck id=0x1 <asyncmap 0x0> <magic 0x56139dac> <pcomp> <accomp>]
+        server.handle_packet(now, &CLIENT_CONFREQ);
+        let mut ack = CLIENT_CONFREQ;
+        ack[0] = 2;
+        assert_eq!(drain(&mut server).0, [ack.to_vec()]);
+        assert_eq!(server.state(), State::AckSent);
+        // rcvd [LCP ConfAck id=0x1 ...]: the client Acks our request.
+        let mut client_ack = request.clone();
+        client_ack[0] = 2;
+        server.handle_packet(now, &client_ack);
+        assert_eq!(server.state(), State::Opened);
+        assert_eq!(drain(&mut server).1, [Event::Up]);
+        let negotiated = *server.negotiated().unwrap();
+        assert_eq!(
+            negotiated,
+            LcpNegotiated {
+                our_mru: 1500,
+                peer_mru: 1500,
+                peer_accm: 0,
+                pfc_rx: true,
+                pfc_tx: true,
+                acfc_rx: true,
+                acfc_tx: true,
+                peer_authenticates_with: Some(AuthMethod::MS_CHAP_V2),
+                we_authenticate_with: None,
+                our_magic: server.fsm().negotiator().our_magic(),
+                peer_magic: 0x5613_9dac,
+            }
+        );
+
+        // rcvd [LCP EchoReq id=0x0 magic=0x56139dac] / sent [LCP EchoRep id=0x0 magic=ours]
+        server.handle_packet(now, &CLIENT_ECHO_REQUEST);
+        let mut reply = vec![0x0a, 0x00, 0x00, 0x08];
+        reply.extend_from_slice(&negotiated.our_magic.to_be_bytes());
+        assert_eq!(drain(&mut server).0, [reply]);
+
+        // rcvd [LCP TermReq id=0x2 "MPPE disabled"] / sent [LCP TermAck id=0x2]
+        server.handle_packet(now, &CLIENT_TERMREQ);
+        let (packets, events) = drain(&mut server);
+        assert_eq!(packets, [SERVER_TERMACK.to_vec()]);
+        assert_eq!(
+            events,
+            [
+                Event::PeerTerminated {
+                    data: b"MPPE disabled".to_vec()
+                },
+                Event::Down
+            ]
+        );
+        assert_eq!(server.state(), State::Stopping);
+        assert!(server.negotiated().is_none());
+    }
+
+    #[test]
+    fn client_acks_reference_server_request() {
+        let now = t0();
+        let mut client = pptp_linux_client();
+        client.open(now);
+        client.up(now);
+        let (packets, _) = drain(&mut client);
+        // Our request is pppd's but for the magic.
+        let mut expected = CLIENT_CONFREQ;
+        let magic = client.fsm().negotiator().our_magic().to_be_bytes();
+        expected[12..16].copy_from_slice(&magic);
+        assert_eq!(packets, [expected.to_vec()]);
+        client.handle_packet(now, &SERVER_CONFREQ);
+        assert_eq!(drain(&mut client).0, [CLIENT_CONFACK.to_vec()]);
+        let mut ack = expected;
+        ack[0] = 2;
+        client.handle_packet(now, &ack);
+        assert_eq!(client.state(), State::Opened);
+        let negotiated = client.negotiated().unwrap();
+        assert_eq!(
+            negotiated.we_authenticate_with,
+            Some(AuthMethod::MS_CHAP_V2)
+        );
+        assert_eq!(negotiated.peer_authenticates_with, None);
+        assert_eq!(negotiated.peer_magic, 0x7871_55cf);
+    }
+
+    #[test]
+    fn windows_multilink_options_are_rejected() {
+        let now = t0();
+        let mut server = poptop_server();
+        server_sends_configure_request(&mut server, now);
+        // As Windows sends with multilink on: MRU 1400, magic, PFC, ACFC, Callback 6,
+        // MRRU 1614, Endpoint Discriminator class 1 (locally assigned, 20 octets).
+        let mut request = vec![0x01, 0x03, 0x00, 0x00];
+        request.extend_from_slice(&[0x01, 0x04, 0x05, 0x78]);
+        request.extend_from_slice(&[0x05, 0x06, 0x11, 0x22, 0x33, 0x44]);
+        request.extend_from_slice(&[0x07, 0x02, 0x08, 0x02]);
+        let callback = [0x0d, 0x03, 0x06];
+        let mrru = [0x11, 0x04, 0x06, 0x4e];
+        let mut endpoint = vec![0x13, 0x17, 0x01];
+        endpoint.extend((0..20).map(|i| 0xa0 + i));
+        request.extend_from_slice(&callback);
+        request.extend_from_slice(&mrru);
+        request.extend_from_slice(&endpoint);
+        let len = request.len() as u16;
+        request[2..4].copy_from_slice(&len.to_be_bytes());
+        server.handle_packet(now, &request);
+        let mut reject = vec![0x04, 0x03, 0x00, 0x00];
+        reject.extend_from_slice(&callback);
+        reject.extend_from_slice(&mrru);
+        reject.extend_from_slice(&endpoint);
+        let len = reject.len() as u16;
+        reject[2..4].copy_from_slice(&len.to_be_bytes());
+        assert_eq!(drain(&mut server).0, [reject]);
+        assert_eq!(server.state(), State::ReqSent);
+    }
+
+    #[test]
+    fn small_mru_and_zero_magic_are_naked() {
+        let now = t0();
+        let mut server = poptop_server();
+        server_sends_configure_request(&mut server, now);
+        server.handle_packet(
+            now,
+            &[1, 7, 0, 14, 0x01, 0x04, 0x00, 0x40, 0x05, 0x06, 0, 0, 0, 0],
+        );
+        let (packets, _) = drain(&mut server);
+        assert_eq!(packets[0][..8], [3, 7, 0, 14, 0x01, 0x04, 0x00, 0x80]);
+        assert_eq!(packets[0][8..10], [0x05, 0x06]);
+        assert_ne!(packets[0][10..14], [0, 0, 0, 0]);
+    }
+
+    /// Runs two LCPs back to back on a virtual clock until both are Opened or nothing
+    /// moves; returns the events each saw.
+    fn run_pair(a: &mut Lcp, b: &mut Lcp, now: Instant) -> (Vec<LcpFsmEvent>, Vec<LcpFsmEvent>) {
+        let (mut ea, mut eb) = (vec![], vec![]);
+        let mut now = now;
+        a.open(now);
+        b.open(now);
+        a.up(now);
+        b.up(now);
+        for _ in 0..500 {
+            let (pa, mut ev) = drain(a);
+            ea.append(&mut ev);
+            let (pb, mut ev) = drain(b);
+            eb.append(&mut ev);
+            for p in &pa {
+                b.handle_packet(now, p);
+            }
+            for p in &pb {
+                a.handle_packet(now, p);
+            }
+            if pa.is_empty() && pb.is_empty() {
+                if a.state() == State::Opened && b.state() == State::Opened {
+                    break;
+                }
+                // Only the restart timers: keepalives would run forever.
+                let Some(next) = [a.fsm().poll_timeout(), b.fsm().poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                else {
+                    break;
+                };
+                now = next;
+                a.handle_timeout(now);
+                b.handle_timeout(now);
+            }
+        }
+        (ea, eb)
+    }
+
+    const METHODS: [AuthMethod; 4] = [
+        AuthMethod::MS_CHAP_V2,
+        AuthMethod::MS_CHAP_V1,
+        AuthMethod::CHAP_MD5,
+        AuthMethod::Pap,
+    ];
+
+    fn subsets() -> Vec<Vec<AuthMethod>> {
+        let mut all = vec![];
+        for mask in 1..16u32 {
+            let set: Vec<_> = (0..4)
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| METHODS[i])
+                .collect();
+            // Each set strongest first, and weakest first (a client preferring PAP).
+            if set.len() > 1 {
+                all.push(set.iter().rev().copied().collect());
+            }
+            all.push(set);
+        }
+        all
+    }
+
+    #[test]
+    fn auth_nak_dance_for_every_policy_pair() {
+        let now = t0();
+        for server_policy in subsets() {
+            for client_policy in subsets() {
+                let mut server = Lcp::new(LcpConfig::server(&server_policy), 3);
+                let mut client = Lcp::new(LcpConfig::client(&client_policy), 4);
+                let (server_events, _) = run_pair(&mut server, &mut client, now);
+                // The server asks for its first; the client Naks with its first; the server
+                // takes that if allowed, else walks down its list.
+                let expected = if client_policy.contains(&server_policy[0]) {
+                    Some(server_policy[0])
+                } else if server_policy.contains(&client_policy[0]) {
+                    Some(client_policy[0])
+                } else {
+                    server_policy
+                        .iter()
+                        .copied()
+                        .find(|m| client_policy.contains(m))
+                };
+                let case = format!("server {server_policy:?} client {client_policy:?}");
+                match expected {
+                    Some(method) => {
+                        assert_eq!(server.state(), State::Opened, "{case}");
+                        assert_eq!(client.state(), State::Opened, "{case}");
+                        let s = server.negotiated().unwrap();
+                        let c = client.negotiated().unwrap();
+                        assert_eq!(s.peer_authenticates_with, Some(method), "{case}");
+                        assert_eq!(c.we_authenticate_with, Some(method), "{case}");
+                        assert_eq!(s.peer_magic, c.our_magic);
+                        assert_eq!(c.peer_magic, s.our_magic);
+                    }
+                    None => {
+                        assert_ne!(server.state(), State::Opened, "{case}");
+                        assert!(
+                            server_events.iter().any(|e| matches!(
+                                e,
+                                Event::Failed(
+                                    Failure::NotConverging(3) | Failure::RequiredOptionRejected(3)
+                                )
+                            )),
+                            "{case}: {server_events:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn client_without_methods_rejects_auth() {
+        let now = t0();
+        let mut server = Lcp::new(LcpConfig::server(&[AuthMethod::MS_CHAP_V2]), 5);
+        let mut client = Lcp::new(LcpConfig::client(&[]), 6);
+        let (server_events, _) = run_pair(&mut server, &mut client, now);
+        assert!(server_events.contains(&Event::Failed(Failure::RequiredOptionRejected(3))));
+        assert_ne!(server.state(), State::Opened);
+    }
+
+    fn opened_pair(now: Instant) -> (Lcp, Lcp) {
+        let mut server = Lcp::new(LcpConfig::server(&[AuthMethod::MS_CHAP_V2]), 7);
+        let mut client = Lcp::new(LcpConfig::client(&[AuthMethod::MS_CHAP_V2]), 8);
+        run_pair(&mut server, &mut client, now);
+        assert_eq!(
+            (server.state(), client.state()),
+            (State::Opened, State::Opened)
+        );
+        (server, client)
+    }
+
+    #[test]
+    fn echo_timeout_reports_failure() {
+        let now = t0();
+        let (mut server, mut client) = opened_pair(now);
+        drain(&mut server);
+        drain(&mut client);
+        let interval = Duration::from_secs(30);
+        assert_eq!(server.poll_timeout(), Some(now + interval));
+
+        // A peer that answers: no failure, however long.
+        let mut t = now;
+        for _ in 0..6 {
+            t = server.poll_timeout().unwrap();
+            server.handle_timeout(t);
+            let (packets, events) = drain(&mut server);
+            assert!(events.is_empty());
+            assert_eq!(packets.len(), 1);
+            assert_eq!(packets[0][0], 9, "Echo-Request");
+            client.handle_packet(t, &packets[0]);
+            let (replies, _) = drain(&mut client);
+            assert_eq!(replies[0][0], 10, "Echo-Reply");
+            server.handle_packet(t, &replies[0]);
+        }
+
+        // A silent peer: four Echo-Requests, then the failure.
+        let mut requests = 0;
+        loop {
+            let next = server.poll_timeout().unwrap();
+            assert_eq!(next, t + interval);
+            t = next;
+            server.handle_timeout(t);
+            let (packets, events) = drain(&mut server);
+            if !events.is_empty() {
+                assert_eq!(events, [Event::Negotiator(LcpEvent::EchoFailure)]);
+                break;
+            }
+            requests += packets.len();
+        }
+        assert_eq!(requests, 4);
+        assert_eq!(server.poll_timeout(), None);
+    }
+
+    #[test]
+    fn traffic_postpones_echo() {
+        let now = t0();
+        let (mut server, _client) = opened_pair(now);
+        drain(&mut server);
+        let later = now + Duration::from_secs(20);
+        server.frame_received(later);
+        assert_eq!(server.poll_timeout(), Some(later + Duration::from_secs(30)));
+        server.handle_timeout(now + Duration::from_secs(30));
+        assert!(drain(&mut server).0.is_empty());
+    }
+
+    #[test]
+    fn looped_back_link_is_detected() {
+        let now = t0();
+        let mut lcp = Lcp::new(LcpConfig::client(&[AuthMethod::MS_CHAP_V2]), 9);
+        lcp.open(now);
+        lcp.up(now);
+        let mut events = vec![];
+        for _ in 0..200 {
+            let (packets, mut ev) = drain(&mut lcp);
+            events.append(&mut ev);
+            if packets.is_empty() {
+                break;
+            }
+            for p in packets {
+                lcp.handle_packet(now, &p);
+            }
+        }
+        assert!(
+            events.contains(&Event::Failed(Failure::LoopedBack)),
+            "{events:?}"
+        );
+        assert_ne!(lcp.state(), State::Opened);
+    }
+
+    #[test]
+    fn protocol_reject_and_other_codes_when_opened() {
+        let now = t0();
+        let (mut server, _client) = opened_pair(now);
+        drain(&mut server);
+        server.handle_packet(now, &PROTREJ_IPV6CP);
+        assert_eq!(
+            drain(&mut server).1,
+            [Event::Negotiator(LcpEvent::ProtocolRejected(
+                Protocol::Ipv6cp
+            ))]
+        );
+        // Identification, Time-Remaining and Discard-Request: ignored.
+        server.handle_packet(now, &[12, 1, 0, 12, 0, 0, 0, 0, b'M', b'S', b'R', b'A']);
+        server.handle_packet(now, &[13, 2, 0, 12, 0, 0, 0, 0, 0, 0, 0, 60]);
+        server.handle_packet(now, &[11, 3, 0, 8, 0, 0, 0, 0]);
+        assert_eq!(drain(&mut server), (vec![], vec![]));
+        // A CCP code in LCP is Code-Rejected with the packet.
+        server.handle_packet(now, &[14, 4, 0, 4]);
+        let (packets, _) = drain(&mut server);
+        assert_eq!(packets.len(), 1);
+        assert_eq!(packets[0][0], 7);
+        assert_eq!(packets[0][4..], [14, 4, 0, 4]);
+        assert_eq!(server.state(), State::Opened);
+    }
+
+    #[test]
+    fn echo_request_outside_opened_is_not_answered() {
+        let now = t0();
+        let mut server = poptop_server();
+        server_sends_configure_request(&mut server, now);
+        server.handle_packet(now, &CLIENT_ECHO_REQUEST);
+        assert!(drain(&mut server).0.is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_packets_never_panic(
+            packets in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 1..20)
+        ) {
+            let now = t0();
+            let (mut server, _client) = opened_pair(now);
+            for (i, mut p) in packets.into_iter().enumerate() {
+                // Mostly well-framed, so the codes are reached.
+                if p.len() >= 4 && i % 2 == 0 {
+                    let len = p.len() as u16;
+                    p[2..4].copy_from_slice(&len.to_be_bytes());
+                    p[0] %= 16;
+                }
+                server.handle_packet(now, &p);
+                let (packets, _) = drain(&mut server);
+                for out in packets {
+                    proptest::prop_assert!(out.len() <= 1500);
+                }
+            }
+        }
     }
 }
