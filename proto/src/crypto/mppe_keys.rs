@@ -226,9 +226,12 @@ impl SessionKey {
     /// GetNewKeyFromSHA(start, this), then RC4-encrypt InterimKey with itself as the key,
     /// then reduce. One SHA-1 (two blocks) and one RC4 key schedule.
     pub fn next(&self, start: &StartKey) -> SessionKey {
-        let interim = new_key_from_sha(start, &self.bytes, self.strength);
-        let mut bytes = interim;
-        let mut rc4 = Rc4::new(key_prefix(&interim, self.strength));
+        let interim = SessionKey {
+            bytes: new_key_from_sha(start, &self.bytes, self.strength),
+            strength: self.strength,
+        };
+        let mut bytes = interim.bytes;
+        let mut rc4 = Rc4::with_key(&interim);
         match self.strength {
             MppeStrength::Bits128 => rc4.apply_keystream(&mut bytes),
             MppeStrength::Bits40 | MppeStrength::Bits56 => rc4.apply_keystream(&mut bytes[..8]),
