@@ -81,10 +81,12 @@ impl Protocol {
     }
 
     /// Whether PFC may send this protocol in one byte: values below 0x100 only
-    /// (RFC 1661 section 6.5).
+    /// (RFC 1661 section 6.5), except 0x00FF: its single byte would read as the Address
+    /// field of an uncompressed frame (IANA reserves 0x00FF as "compression inefficient").
     #[inline]
     pub fn is_compressible(self) -> bool {
-        u16::from(self) < 0x0100
+        let value = u16::from(self);
+        value < 0x00FF
     }
 
     /// Network-layer datagrams, 0x0000..=0x3FFF (RFC 1661 section 2). They may be sent
