@@ -1199,6 +1199,41 @@ mod test {
         }
     }
 
+    proptest! {
+        #[test]
+        fn arbitrary_packets_are_counted_never_panic(
+            packets in proptest::collection::vec(
+                prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..24),
+                    (any::<Option<u32>>(), any::<Option<u32>>(), 0usize..4).prop_map(
+                        |(seq, ack, len)| {
+                            let ack = if seq.is_none() { Some(ack.unwrap_or(0)) } else { ack };
+                            let len = if seq.is_none() { 0 } else { len };
+                            peer_packet(0, seq, ack, &[0x21; 4][..len])
+                        }
+                    ),
+                ],
+                0..40,
+            ),
+        ) {
+            let now = base();
+            let mut channel = server_channel(0);
+            let mut out = Vec::new();
+            for (i, bytes) in packets.iter().enumerate() {
+                let now = now + ms(i as u64);
+                let _ = channel.handle_packet(now, bytes);
+                channel.handle_timeout(now);
+                while channel.poll_transmit(&mut out).is_some() {}
+                channel.encapsulate(now, &[0xc0, 0x21], &mut out).unwrap();
+            }
+            let c = channel.counters();
+            prop_assert_eq!(
+                c.rx_packets + c.rx_pure_acks + c.drops.total(),
+                packets.len() as u64
+            );
+        }
+    }
+
     // ---- SendSequencer ----
 
     #[test]
