@@ -376,6 +376,15 @@ impl RequestReply {
         }
     }
 
+    /// Naks `received` with `wanted` even after Max-Failure: for options whose Nak is
+    /// itself the protocol (LCP's Magic-Number on a looped-back link, RFC 1661 §6.4, as
+    /// pppd exempts it).
+    pub fn nak_regardless<'o, O: ConfigOption<'o>>(&mut self, received: RawOption<'_>, wanted: &O) {
+        let _ = received;
+        self.naked_any = true;
+        push_option(&mut self.nak, self.limit, wanted);
+    }
+
     /// Naks with an option the peer did not include, to ask for it (RFC 1661 §5.3). Nothing
     /// after Max-Failure (it cannot be rejected).
     pub fn nak_missing<'o, O: ConfigOption<'o>>(&mut self, wanted: &O) {
@@ -1168,6 +1177,760 @@ impl<N: Negotiator> Fsm<N> {
             }
             Action::Ser => {
                 // The negotiator answered in handle_code: only it knows the Echo format.
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// RFC 1661 §4.1, verbatim (both halves), parsed by the tests below.
+    const RFC1661_TABLE: &str = "
+      | State
+      |    0         1         2         3         4         5
+Events| Initial   Starting  Closed    Stopped   Closing   Stopping
+------+-----------------------------------------------------------
+ Up   |    2     irc,scr/6     -         -         -         -
+ Down |    -         -         0       tls/1       0         1
+ Open |  tls/1       1     irc,scr/6     3r        5r        5r
+ Close|    0       tlf/0       2         2         4         4
+      |
+  TO+ |    -         -         -         -       str/4     str/5
+  TO- |    -         -         -         -       tlf/2     tlf/3
+      |
+ RCR+ |    -         -       sta/2 irc,scr,sca/8   4         5
+ RCR- |    -         -       sta/2 irc,scr,scn/6   4         5
+ RCA  |    -         -       sta/2     sta/3       4         5
+ RCN  |    -         -       sta/2     sta/3       4         5
+      |
+ RTR  |    -         -       sta/2     sta/3     sta/4     sta/5
+ RTA  |    -         -         2         3       tlf/2     tlf/3
+      |
+ RUC  |    -         -       scj/2     scj/3     scj/4     scj/5
+ RXJ+ |    -         -         2         3         4         5
+ RXJ- |    -         -       tlf/2     tlf/3     tlf/2     tlf/3
+      |
+ RXR  |    -         -         2         3         4         5
+
+      | State
+      |    6         7         8           9
+Events| Req-Sent  Ack-Rcvd  Ack-Sent    Opened
+------+-----------------------------------------
+ Up   |    -         -         -           -
+ Down |    1         1         1         tld/1
+ Open |    6         7         8           9r
+ Close|irc,str/4 irc,str/4 irc,str/4 tld,irc,str/4
+      |
+  TO+ |  scr/6     scr/6     scr/8         -
+  TO- |  tlf/3p    tlf/3p    tlf/3p        -
+      |
+ RCR+ |  sca/8   sca,tlu/9   sca/8   tld,scr,sca/8
+ RCR- |  scn/6     scn/7     scn/6   tld,scr,scn/6
+ RCA  |  irc/7     scr/6x  irc,tlu/9   tld,scr/6x
+ RCN  |irc,scr/6   scr/6x  irc,scr/8   tld,scr/6x
+      |
+ RTR  |  sta/6     sta/6     sta/6   tld,zrc,sta/5
+ RTA  |    6         6         8       tld,scr/6
+      |
+ RUC  |  scj/6     scj/7     scj/8       scj/9
+ RXJ+ |    6         6         8           9
+ RXJ- |  tlf/3     tlf/3     tlf/3   tld,irc,str/5
+      |
+ RXR  |    6         7         8         ser/9
+";
+
+    const STATES: [State; 10] = [
+        State::Initial,
+        State::Starting,
+        State::Closed,
+        State::Stopped,
+        State::Closing,
+        State::Stopping,
+        State::ReqSent,
+        State::AckRcvd,
+        State::AckSent,
+        State::Opened,
+    ];
+
+    const INPUTS: [(&str, Input); 16] = [
+        ("Up", Input::Up),
+        ("Down", Input::Down),
+        ("Open", Input::Open),
+        ("Close", Input::Close),
+        ("TO+", Input::TimeoutRetry),
+        ("TO-", Input::TimeoutGiveUp),
+        ("RCR+", Input::GoodRequest),
+        ("RCR-", Input::BadRequest),
+        ("RCA", Input::ConfigureAck),
+        ("RCN", Input::ConfigureNak),
+        ("RTR", Input::TerminateRequest),
+        ("RTA", Input::TerminateAck),
+        ("RUC", Input::UnknownCode),
+        ("RXJ+", Input::RejectTolerable),
+        ("RXJ-", Input::RejectCatastrophic),
+        ("RXR", Input::EchoOrDiscard),
+    ];
+
+    type Cell = Option<(State, Vec<Action>)>;
+
+    fn parse_action(name: &str) -> Action {
+        match name {
+            "tlu" => Action::Tlu,
+            "tld" => Action::Tld,
+            "tls" => Action::Tls,
+            "tlf" => Action::Tlf,
+            "irc" => Action::Irc,
+            "zrc" => Action::Zrc,
+            "scr" => Action::Scr,
+            "sca" => Action::Sca,
+            "scn" => Action::Scn,
+            "str" => Action::Str,
+            "sta" => Action::Sta,
+            "scj" => Action::Scj,
+            "ser" => Action::Ser,
+            other => panic!("unknown action {other}"),
+        }
+    }
+
+    /// The RFC table as (state, input) -> cell, footnote letters dropped.
+    fn rfc_table() -> std::collections::HashMap<(State, Input), Cell> {
+        let mut table = std::collections::HashMap::new();
+        let mut first_state = 0;
+        for line in RFC1661_TABLE.lines() {
+            let Some((event, cells)) = line.split_once('|') else {
+                continue;
+            };
+            let event = event.trim();
+            if event == "Events" || event.is_empty() {
+                if let Some(n) = cells.split_whitespace().next()
+                    && let Ok(n) = n.parse::<usize>()
+                {
+                    first_state = n;
+                }
+                continue;
+            }
+            let input = INPUTS.iter().find(|(name, _)| *name == event).unwrap().1;
+            for (i, cell) in cells.split_whitespace().enumerate() {
+                let state = STATES[first_state + i];
+                let parsed = if cell == "-" {
+                    None
+                } else {
+                    let (actions, next) = cell.rsplit_once('/').unwrap_or(("", cell));
+                    let digits: String = next.chars().filter(char::is_ascii_digit).collect();
+                    let next = STATES[digits.parse::<usize>().unwrap()];
+                    let actions = actions
+                        .split(',')
+                        .filter(|a| !a.is_empty())
+                        .map(parse_action)
+                        .collect();
+                    Some((next, actions))
+                };
+                assert!(table.insert((state, input), parsed).is_none());
+            }
+        }
+        assert_eq!(table.len(), 160);
+        table
+    }
+
+    #[test]
+    fn transition_table_is_rfc1661() {
+        let table = rfc_table();
+        for state in STATES {
+            for (name, input) in INPUTS {
+                let mut expected = table[&(state, input)].clone();
+                let mut got = transition(state, input).map(|(s, a)| (s, a.to_vec()));
+                for cell in [&mut expected, &mut got].into_iter().flatten() {
+                    cell.1.sort_by_key(|a| *a as u8);
+                }
+                assert_eq!(got, expected, "{state} x {name}");
+            }
+        }
+    }
+
+    /// A negotiator with one option (Type 1, one octet): we ask for `want`, and accept the
+    /// peer's value only if it is `accept` (else Nak with it). Everything else is rejected.
+    #[derive(Debug, Default)]
+    struct OneOption {
+        configured: u8,
+        want: Option<u8>,
+        accept: u8,
+        acked: Option<u8>,
+        peer: Option<u8>,
+    }
+
+    impl OneOption {
+        fn new(want: u8, accept: u8) -> OneOption {
+            OneOption {
+                configured: want,
+                want: Some(want),
+                accept,
+                ..OneOption::default()
+            }
+        }
+    }
+
+    impl Negotiator for OneOption {
+        type Event = core::convert::Infallible;
+
+        fn name(&self) -> &'static str {
+            "TEST"
+        }
+
+        fn reset(&mut self, _cx: &mut Context<'_, Self::Event>) {
+            self.want = Some(self.configured);
+            self.acked = None;
+        }
+
+        fn write_request(
+            &mut self,
+            _cx: &mut Context<'_, Self::Event>,
+            out: &mut OptionWriter<'_>,
+        ) {
+            if let Some(want) = self.want {
+                out.push_raw(1, &[want]).unwrap();
+            }
+        }
+
+        fn handle_ack(&mut self, _cx: &mut Context<'_, Self::Event>, _options: &[u8]) {
+            self.acked = self.want;
+        }
+
+        fn handle_nak(
+            &mut self,
+            cx: &mut Context<'_, Self::Event>,
+            options: &[u8],
+        ) -> ReplyVerdict {
+            for raw in cp::OptionIter::new(options) {
+                let Ok(raw) = raw else {
+                    return ReplyVerdict::Discard;
+                };
+                match (raw.kind, raw.data) {
+                    (1, [value]) if cx.treat_nak_as_reject() => {
+                        let _ = value;
+                        self.want = None;
+                    }
+                    (1, [value]) => self.want = Some(*value),
+                    _ => return ReplyVerdict::Discard,
+                }
+            }
+            ReplyVerdict::Accept
+        }
+
+        fn handle_reject(
+            &mut self,
+            _cx: &mut Context<'_, Self::Event>,
+            options: &[u8],
+        ) -> ReplyVerdict {
+            for raw in cp::OptionIter::new(options) {
+                match raw {
+                    Ok(raw)
+                        if raw.kind == 1 && self.want.map(|w| [w]) == raw.data.try_into().ok() =>
+                    {
+                        self.want = None
+                    }
+                    _ => return ReplyVerdict::Discard,
+                }
+            }
+            ReplyVerdict::Accept
+        }
+
+        fn handle_request(
+            &mut self,
+            _cx: &mut Context<'_, Self::Event>,
+            options: &[u8],
+            reply: &mut RequestReply,
+        ) {
+            let mut iter = cp::OptionIter::new(options);
+            while let Some(raw) = iter.next() {
+                let Ok(raw) = raw else {
+                    return reply.reject_rest(iter.rest());
+                };
+                match (raw.kind, raw.data) {
+                    (1, [value]) if *value == self.accept => self.peer = Some(*value),
+                    (1, [_]) => reply.nak(
+                        raw,
+                        &RawOption {
+                            kind: 1,
+                            data: &[self.accept],
+                        },
+                    ),
+                    _ => reply.reject(raw),
+                }
+            }
+        }
+
+        fn handle_code(
+            &mut self,
+            cx: &mut Context<'_, Self::Event>,
+            code: Code,
+            id: u8,
+            data: &[u8],
+        ) -> CodeVerdict {
+            match code {
+                Code::EchoRequest => {
+                    if cx.state() == State::Opened {
+                        cx.send(Code::EchoReply, id, &[data]);
+                    }
+                    CodeVerdict::Handled
+                }
+                _ => CodeVerdict::Unknown,
+            }
+        }
+    }
+
+    fn drain<N: Negotiator>(fsm: &mut Fsm<N>) -> (Vec<Vec<u8>>, Vec<Event<N::Event>>) {
+        let packets = core::iter::from_fn(|| fsm.poll_transmit()).collect();
+        let events = core::iter::from_fn(|| fsm.poll_event()).collect();
+        (packets, events)
+    }
+
+    fn base() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn open_up_sends_configure_request_and_retransmits_same_id() {
+        let t0 = base();
+        let mut fsm = Fsm::new(OneOption::new(5, 7), FsmConfig::default());
+        fsm.open(t0);
+        assert_eq!(fsm.state(), State::Starting);
+        fsm.up(t0);
+        assert_eq!(fsm.state(), State::ReqSent);
+        let (packets, events) = drain(&mut fsm);
+        assert_eq!(events, [Event::Started]);
+        assert_eq!(packets, [vec![1, 1, 0, 7, 1, 3, 5]]);
+        assert_eq!(fsm.poll_timeout(), Some(t0 + Duration::from_secs(3)));
+        fsm.handle_timeout(t0 + Duration::from_secs(2));
+        assert!(drain(&mut fsm).0.is_empty(), "not due yet");
+        fsm.handle_timeout(t0 + Duration::from_secs(3));
+        assert_eq!(drain(&mut fsm).0, [vec![1, 1, 0, 7, 1, 3, 5]]);
+    }
+
+    #[test]
+    fn max_configure_gives_up() {
+        let t0 = base();
+        let mut fsm = Fsm::new(OneOption::new(5, 7), FsmConfig::default());
+        fsm.open(t0);
+        fsm.up(t0);
+        let mut sent = drain(&mut fsm).0.len();
+        while let Some(deadline) = fsm.poll_timeout() {
+            fsm.handle_timeout(deadline);
+            let (packets, events) = drain(&mut fsm);
+            sent += packets.len();
+            if fsm.state() == State::Stopped {
+                assert_eq!(
+                    events,
+                    [Event::Failed(Failure::MaxConfigure), Event::Finished]
+                );
+            }
+        }
+        assert_eq!(sent, 10);
+        assert_eq!(fsm.state(), State::Stopped);
+    }
+
+    #[test]
+    fn stale_or_altered_replies_are_discarded() {
+        let t0 = base();
+        let mut fsm = Fsm::new(OneOption::new(5, 7), FsmConfig::default());
+        fsm.open(t0);
+        fsm.up(t0);
+        drain(&mut fsm);
+        // Wrong identifier.
+        fsm.handle_packet(t0, &[2, 9, 0, 7, 1, 3, 5]);
+        // Right identifier, other options than we sent.
+        fsm.handle_packet(t0, &[2, 1, 0, 7, 1, 3, 6]);
+        fsm.handle_packet(t0, &[3, 2, 0, 7, 1, 3, 6]);
+        assert_eq!(fsm.state(), State::ReqSent);
+        assert_eq!(fsm.stats().discarded_replies, 3);
+        fsm.handle_packet(t0, &[2, 1, 0, 7, 1, 3, 5]);
+        assert_eq!(fsm.state(), State::AckRcvd);
+        // A duplicate Ack is discarded too.
+        fsm.handle_packet(t0, &[2, 1, 0, 7, 1, 3, 5]);
+        assert_eq!(fsm.stats().discarded_replies, 4);
+        assert_eq!(fsm.state(), State::AckRcvd);
+    }
+
+    #[test]
+    fn nak_becomes_reject_after_max_failure() {
+        let t0 = base();
+        let mut fsm = Fsm::new(OneOption::new(5, 7), FsmConfig::default());
+        fsm.open(t0);
+        fsm.up(t0);
+        drain(&mut fsm);
+        for id in 0..5u8 {
+            fsm.handle_packet(t0, &[1, id, 0, 7, 1, 3, 8]);
+            assert_eq!(drain(&mut fsm).0, [vec![3, id, 0, 7, 1, 3, 7]], "Nak {id}");
+        }
+        fsm.handle_packet(t0, &[1, 5, 0, 7, 1, 3, 8]);
+        assert_eq!(drain(&mut fsm).0, [vec![4, 5, 0, 7, 1, 3, 8]]);
+        // An acceptable request is Acked and resets the count.
+        fsm.handle_packet(t0, &[1, 6, 0, 7, 1, 3, 7]);
+        assert_eq!(drain(&mut fsm).0, [vec![2, 6, 0, 7, 1, 3, 7]]);
+        fsm.handle_packet(t0, &[1, 7, 0, 7, 1, 3, 8]);
+        assert_eq!(drain(&mut fsm).0, [vec![3, 7, 0, 7, 1, 3, 7]]);
+    }
+
+    #[test]
+    fn unknown_code_is_code_rejected_within_peer_mru() {
+        let t0 = base();
+        let mut fsm = Fsm::new(OneOption::new(5, 7), FsmConfig::default());
+        fsm.open(t0);
+        fsm.up(t0);
+        drain(&mut fsm);
+        fsm.set_peer_mru(64);
+        let mut packet = vec![0x20, 0x33, 0, 100];
+        packet.resize(100, 0xab);
+        fsm.handle_packet(t0, &packet);
+        let (packets, _) = drain(&mut fsm);
+        assert_eq!(packets.len(), 1);
+        assert_eq!(packets[0].len(), 64);
+        assert_eq!(packets[0][..4], [7, 2, 0, 64]);
+        assert_eq!(packets[0][4..], packet[..60]);
+        // Garbage is counted, never a panic.
+        for bad in [&[][..], &[1], &[1, 1, 0, 3], &[1, 1, 0, 9, 0]] {
+            fsm.handle_packet(t0, bad);
+        }
+        assert_eq!(fsm.stats().malformed, 4);
+    }
+
+    #[test]
+    fn terminate_from_opened() {
+        let t0 = base();
+        let (mut a, mut b) = pair();
+        converge(&mut a, &mut b, t0, |_| false);
+        drain(&mut a);
+        drain(&mut b);
+        a.close(t0, b"User request");
+        let (packets, events) = drain(&mut a);
+        assert_eq!(events, [Event::Down]);
+        assert_eq!(a.state(), State::Closing);
+        assert_eq!(packets[0][0], 5);
+        assert_eq!(&packets[0][4..], b"User request");
+        b.handle_packet(t0, &packets[0]);
+        let (reply, events) = drain(&mut b);
+        assert_eq!(
+            events,
+            [
+                Event::PeerTerminated {
+                    data: b"User request".to_vec()
+                },
+                Event::Down
+            ]
+        );
+        assert_eq!(b.state(), State::Stopping);
+        a.handle_packet(t0, &reply[0]);
+        assert_eq!(a.state(), State::Closed);
+        assert_eq!(drain(&mut a).1, [Event::Finished]);
+        // The peer waits one restart period, then finishes without a failure.
+        b.handle_timeout(b.poll_timeout().unwrap());
+        assert_eq!(b.state(), State::Stopped);
+        assert_eq!(drain(&mut b).1, [Event::Finished]);
+    }
+
+    fn pair() -> (Fsm<OneOption>, Fsm<OneOption>) {
+        let a = Fsm::new(OneOption::new(5, 7), FsmConfig::default());
+        let b = Fsm::new(OneOption::new(5, 7), FsmConfig::default());
+        (a, b)
+    }
+
+    /// Runs two automata back to back on a virtual clock until both are Opened; `lose`
+    /// decides, by packet number, which packets the network drops.
+    fn converge(
+        a: &mut Fsm<OneOption>,
+        b: &mut Fsm<OneOption>,
+        t0: Instant,
+        lose: impl Fn(usize) -> bool,
+    ) -> Instant {
+        let mut now = t0;
+        a.open(now);
+        b.open(now);
+        a.up(now);
+        b.up(now);
+        let mut n = 0;
+        for _ in 0..200 {
+            if a.state() == State::Opened && b.state() == State::Opened {
+                return now;
+            }
+            let mut moved = false;
+            while a.poll_event().is_some() || b.poll_event().is_some() {}
+            while let Some(p) = a.poll_transmit() {
+                n += 1;
+                moved = true;
+                if !lose(n) {
+                    b.handle_packet(now, &p);
+                }
+            }
+            while let Some(p) = b.poll_transmit() {
+                n += 1;
+                moved = true;
+                if !lose(n) {
+                    a.handle_packet(now, &p);
+                }
+            }
+            if !moved {
+                let next = [a.poll_timeout(), b.poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                let Some(next) = next else { break };
+                now = next;
+                a.handle_timeout(now);
+                b.handle_timeout(now);
+            }
+        }
+        assert_eq!((a.state(), b.state()), (State::Opened, State::Opened));
+        now
+    }
+
+    #[test]
+    fn back_to_back_converge() {
+        let t0 = base();
+        let (mut a, mut b) = pair();
+        let t = converge(&mut a, &mut b, t0, |_| false);
+        assert_eq!(t, t0, "no timer needed without loss");
+        // Both wanted 5 and accept only 7: each Naks the other's 5 with 7.
+        assert_eq!(a.negotiator().acked, Some(7));
+        assert_eq!(b.negotiator().acked, Some(7));
+        assert_eq!(a.negotiator().peer, Some(7));
+        assert_eq!(b.negotiator().peer, Some(7));
+    }
+
+    #[test]
+    fn back_to_back_converge_with_loss() {
+        // A pseudo-random quarter of the packets is lost (a fixed pattern can starve one
+        // packet forever); the first packet is always lost so a retransmission is needed.
+        for seed in 1..20u64 {
+            let t0 = base();
+            let (mut a, mut b) = pair();
+            let lose = |n: usize| {
+                let x = (n as u64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                    .wrapping_mul(0x2545_f491_4f6c_dd1d);
+                n == 1 || (x >> 60) < 4
+            };
+            let t = converge(&mut a, &mut b, t0, lose);
+            assert!(t > t0, "seed {seed} needed a retransmission");
+            assert_eq!(a.negotiator().acked, Some(7));
+            assert_eq!(b.negotiator().acked, Some(7));
+        }
+    }
+
+    /// Steps of the model test: what the peer or the administrator does.
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        Up,
+        Down,
+        Open,
+        Close,
+        Timeout,
+        Request { good: bool },
+        Ack { valid: bool },
+        Nak { valid: bool },
+        TerminateRequest,
+        TerminateAck,
+        UnknownCode,
+        CodeReject { catastrophic: bool },
+        Echo,
+    }
+
+    fn arb_step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            Just(Step::Up),
+            Just(Step::Down),
+            Just(Step::Open),
+            Just(Step::Close),
+            Just(Step::Timeout),
+            Just(Step::Timeout),
+            any::<bool>().prop_map(|good| Step::Request { good }),
+            any::<bool>().prop_map(|valid| Step::Ack { valid }),
+            any::<bool>().prop_map(|valid| Step::Nak { valid }),
+            Just(Step::TerminateRequest),
+            Just(Step::TerminateAck),
+            Just(Step::UnknownCode),
+            any::<bool>().prop_map(|catastrophic| Step::CodeReject { catastrophic }),
+            Just(Step::Echo),
+        ]
+    }
+
+    /// The reference: the parsed RFC text plus the counter rules of §4.6 and the reply
+    /// rules of §5.1–§5.4, nothing else.
+    struct Model {
+        table: std::collections::HashMap<(State, Input), Cell>,
+        state: State,
+        count: u32,
+        /// A request of ours is out and no valid reply to it was taken yet.
+        outstanding: bool,
+    }
+
+    impl Model {
+        /// Applies `input`; returns (codes sent, events) sorted.
+        fn step(&mut self, input: Input) -> (Vec<u8>, Vec<&'static str>) {
+            let config = FsmConfig::default();
+            let mut sent = vec![];
+            let mut events = vec![];
+            let Some(Some((next, actions))) = self.table.get(&(self.state, input)).cloned() else {
+                return (sent, events);
+            };
+            let negotiating =
+                matches!(self.state, State::ReqSent | State::AckRcvd | State::AckSent);
+            for action in &actions {
+                match action {
+                    Action::Irc => {
+                        self.count = if actions.contains(&Action::Str) {
+                            config.max_terminate
+                        } else {
+                            config.max_configure
+                        }
+                    }
+                    Action::Zrc => self.count = 0,
+                    Action::Scr => {
+                        if input != Input::TimeoutRetry && !negotiating {
+                            self.count = config.max_configure;
+                        }
+                        self.count = self.count.saturating_sub(1);
+                        self.outstanding = true;
+                        sent.push(1);
+                    }
+                    Action::Str => {
+                        self.count = self.count.saturating_sub(1);
+                        sent.push(5);
+                    }
+                    Action::Sca => sent.push(2),
+                    Action::Scn => sent.push(3),
+                    Action::Sta => sent.push(6),
+                    Action::Scj => sent.push(7),
+                    Action::Ser => sent.push(10),
+                    Action::Tlu => events.push("up"),
+                    Action::Tld => events.push("down"),
+                    Action::Tls => events.push("started"),
+                    Action::Tlf => events.push("finished"),
+                }
+            }
+            self.state = next;
+            sent.sort();
+            events.sort();
+            (sent, events)
+        }
+
+        fn timer_running(&self) -> bool {
+            matches!(
+                self.state,
+                State::Closing | State::Stopping | State::ReqSent | State::AckRcvd | State::AckSent
+            )
+        }
+
+        fn takes_reply(&self) -> bool {
+            matches!(
+                self.state,
+                State::ReqSent | State::AckRcvd | State::AckSent | State::Opened
+            )
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn automaton_follows_rfc1661_table(steps in proptest::collection::vec(arb_step(), 1..60)) {
+            let t0 = base();
+            let mut now = t0;
+            let mut fsm = Fsm::new(OneOption::new(5, 7), FsmConfig::default());
+            let mut model = Model { table: rfc_table(), state: State::Initial, count: 0, outstanding: false };
+            let mut last_request: Option<Vec<u8>> = None;
+            let mut peer_id = 0u8;
+            for step in steps {
+                now += Duration::from_millis(100);
+                peer_id = peer_id.wrapping_add(1);
+                let expected = match step {
+                    Step::Up => { fsm.up(now); model.step(Input::Up) }
+                    Step::Down => { fsm.down(); model.step(Input::Down) }
+                    Step::Open => { fsm.open(now); model.step(Input::Open) }
+                    Step::Close => { fsm.close(now, b"bye"); model.step(Input::Close) }
+                    Step::Timeout => {
+                        prop_assert_eq!(fsm.poll_timeout().is_some(), model.timer_running());
+                        match fsm.poll_timeout() {
+                            Some(deadline) => {
+                                now = deadline;
+                                fsm.handle_timeout(now);
+                                let input = if model.count > 0 { Input::TimeoutRetry } else { Input::TimeoutGiveUp };
+                                model.step(input)
+                            }
+                            None => (vec![], vec![]),
+                        }
+                    }
+                    Step::Request { good } => {
+                        let value = if good { 7 } else { 8 };
+                        fsm.handle_packet(now, &[1, peer_id, 0, 7, 1, 3, value]);
+                        if matches!(model.state, State::Initial | State::Starting) {
+                            (vec![], vec![])
+                        } else {
+                            model.step(if good { Input::GoodRequest } else { Input::BadRequest })
+                        }
+                    }
+                    Step::Ack { valid } | Step::Nak { valid } => {
+                        let is_ack = matches!(step, Step::Ack { .. });
+                        let mut packet = last_request.clone().unwrap_or_else(|| vec![1, 0, 0, 4]);
+                        packet[0] = if is_ack { 2 } else { 3 };
+                        if !valid {
+                            packet[1] = packet[1].wrapping_add(100);
+                        } else if !is_ack && packet.len() == 7 {
+                            packet[6] = 9;
+                        }
+                        fsm.handle_packet(now, &packet);
+                        let accepted = valid && model.outstanding && last_request.is_some();
+                        if matches!(model.state, State::Initial | State::Starting)
+                            || (model.takes_reply() && !accepted)
+                        {
+                            (vec![], vec![])
+                        } else {
+                            if model.takes_reply() {
+                                model.outstanding = false;
+                            }
+                            model.step(if is_ack { Input::ConfigureAck } else { Input::ConfigureNak })
+                        }
+                    }
+                    Step::TerminateRequest | Step::TerminateAck | Step::UnknownCode
+                    | Step::CodeReject { .. } | Step::Echo => {
+                        let (packet, input) = match step {
+                            Step::TerminateRequest => (vec![5, peer_id, 0, 4], Input::TerminateRequest),
+                            Step::TerminateAck => (vec![6, peer_id, 0, 4], Input::TerminateAck),
+                            Step::UnknownCode => (vec![0x42, peer_id, 0, 5, 0], Input::UnknownCode),
+                            Step::CodeReject { catastrophic: true } =>
+                                (vec![7, peer_id, 0, 8, 1, 1, 0, 4], Input::RejectCatastrophic),
+                            Step::CodeReject { catastrophic: false } =>
+                                (vec![7, peer_id, 0, 8, 12, 1, 0, 4], Input::RejectTolerable),
+                            _ => (vec![9, peer_id, 0, 8, 0, 0, 0, 0], Input::EchoOrDiscard),
+                        };
+                        fsm.handle_packet(now, &packet);
+                        if matches!(model.state, State::Initial | State::Starting) {
+                            (vec![], vec![])
+                        } else {
+                            model.step(input)
+                        }
+                    }
+                };
+                let (packets, events) = drain(&mut fsm);
+                for p in &packets {
+                    if p[0] == 1 {
+                        last_request = Some(p.clone());
+                    }
+                }
+                let mut codes: Vec<u8> = packets.iter().map(|p| if p[0] == 4 { 3 } else { p[0] }).collect();
+                codes.sort();
+                let mut names: Vec<&str> = events
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::Up => Some("up"),
+                        Event::Down => Some("down"),
+                        Event::Started => Some("started"),
+                        Event::Finished => Some("finished"),
+                        _ => None,
+                    })
+                    .collect();
+                names.sort();
+                prop_assert_eq!(fsm.state(), model.state, "after {:?}", step);
+                prop_assert_eq!((codes, names), expected, "after {:?}", step);
             }
         }
     }
