@@ -346,7 +346,9 @@ pub enum SessionEvent {
         /// The user (server: the peer; client: us).
         user: Vec<u8>,
     },
-    /// The link is up: hand [`Established`] to the datapath.
+    /// The link is up: hand [`Established`] to the datapath. Comes again if the peer
+    /// renegotiates IPCP or CCP (e.g. it lost our last Configure-Ack): the datapath then
+    /// replaces the call's state (MPPE restarts from the start keys).
     Established(Box<Established>),
     /// The peer's CCP Reset-Request: the datapath's encryptor flushes (stateful MPPE).
     ResetRequested,

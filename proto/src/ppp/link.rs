@@ -120,6 +120,9 @@ pub struct LinkRandom {
     pub magic_seed: u64,
     /// The authentication machine's identifier, challenge(s) and Peer-Challenge(s).
     pub auth: Nonces,
+    /// Secret key for the nonces of a second authentication, needed when LCP is
+    /// renegotiated before the network phase (a lost final Configure-Ack does that).
+    pub restart_key: [u8; 16],
 }
 
 impl LinkRandom {
@@ -139,16 +142,35 @@ impl LinkRandom {
         magic.copy_from_slice(&stream[..8]);
         let mut nonces = [0u8; 33];
         nonces.copy_from_slice(&stream[8..41]);
+        let mut restart_key = [0u8; 16];
+        restart_key.copy_from_slice(&stream[41..57]);
         LinkRandom {
             magic_seed: u64::from_be_bytes(magic),
             auth: Nonces::from_random(nonces),
+            restart_key,
         }
+    }
+
+    /// Nonces for the `n`th authentication after the first (SHA-1 of the restart key and
+    /// `n`): as unpredictable as the key.
+    fn restart_nonces(key: &[u8; 16], n: u32) -> Nonces {
+        let mut random = [0u8; 33];
+        for (block, chunk) in random.chunks_mut(20).enumerate() {
+            let digest = Sha1::new()
+                .chain_update(key)
+                .chain_update(n.to_be_bytes())
+                .chain_update([block as u8])
+                .finalize();
+            let len = chunk.len();
+            chunk.copy_from_slice(&digest[..len]);
+        }
+        Nonces::from_random(random)
     }
 }
 
 /// The server role's settings; `Default` is Poptop's shipped configuration (MS-CHAPv2
 /// only, `require-mppe-128`, pppd's timers), without addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServerConfig {
     /// LCP (pppd `mru`, `lcp-echo-interval`, ...). Its `auth_require` and `auth_accept`
     /// are replaced from [`auth`](Self::auth): the server requires, and accepts nothing.
@@ -254,7 +276,8 @@ pub enum LinkEvent {
         /// The method.
         method: Method,
     },
-    /// The link is up: data may flow.
+    /// The link is up: data may flow. Reported again after the peer renegotiated IPCP or
+    /// CCP (MPPE then restarts from its start keys): the layer above replaces what it had.
     Up(Box<LinkUp>),
     /// The peer's CCP Reset-Request (answered already): the datapath's encryptor must
     /// flush its next packet (stateful MPPE).
@@ -332,6 +355,8 @@ pub struct Link {
     lcp: Lcp,
     auth: Authenticator,
     nonces: Option<Nonces>,
+    restart_key: [u8; 16],
+    auth_starts: u32,
     ipcp: Fsm<IpcpNegotiator>,
     ccp: Fsm<CcpNegotiator>,
     mppe: MppePolicy,
@@ -409,6 +434,8 @@ impl Link {
             lcp: Lcp::new(lcp, random.magic_seed),
             auth: Authenticator::None,
             nonces: Some(random.auth),
+            restart_key: random.restart_key,
+            auth_starts: 0,
             ipcp: Fsm::new(ipcp, ncp_fsm),
             ccp: Fsm::new(CcpNegotiator::new(mppe), ncp_fsm),
             mppe,
@@ -906,14 +933,12 @@ impl Link {
         let Some(method) = method else {
             return self.enter_network(now);
         };
-        let nonces = self.nonces.take().unwrap_or_else(|| {
-            // A second authentication (LCP renegotiated before the network phase): derive
-            // fresh values from the magic numbers, which the caller's seed made random.
-            let mut first = [0u8; 16];
-            first[..4].copy_from_slice(&negotiated.our_magic.to_be_bytes());
-            first[4..8].copy_from_slice(&negotiated.peer_magic.to_be_bytes());
-            Nonces::new(negotiated.our_magic as u8, first, first)
-        });
+        let restarts = self.auth_starts;
+        self.auth_starts = self.auth_starts.saturating_add(1);
+        let nonces = self
+            .nonces
+            .take()
+            .unwrap_or_else(|| LinkRandom::restart_nonces(&self.restart_key, restarts));
         self.method = Some(method);
         self.phase = Phase::Authenticate;
         self.auth = match &self.side {
@@ -994,7 +1019,9 @@ impl Link {
                     failure,
                 },
             ),
-            Event::Down if self.up => self.terminate(now, Cause::LinkRenegotiated),
+            // The peer renegotiates IPCP (it lost our last Ack, or restarts): Up is reported
+            // again when IPCP is Opened again.
+            Event::Down => self.up = false,
             _ => {}
         }
     }
@@ -1015,9 +1042,9 @@ impl Link {
                     self.terminate(now, Cause::Mppe(mppe));
                 }
             }
-            Event::Down if self.up && self.mppe_required() => {
-                self.terminate(now, Cause::LinkRenegotiated);
-            }
+            // CCP renegotiates: MPPE restarts from the start keys (RFC 3078 §7), so Up is
+            // reported again once CCP is Opened again.
+            Event::Down => self.up = false,
             _ => {}
         }
     }
