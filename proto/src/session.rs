@@ -46,7 +46,7 @@ use crate::ppp::ccp::CcpFailure;
 use crate::ppp::fsm::Failure;
 use crate::ppp::link::{Link, LinkEvent, LinkStats, LinkUp, Role};
 use crate::pptp::control::{CallClearCause, CallEstablished, CloseCause};
-use crate::wire::gre::{GrePacket, GreRepr, seq_after};
+use crate::pptp::gre::{GreChannel, GreConfig, GreCounters, GreSnapshot, Received};
 use crate::wire::ppp::Protocol;
 use crate::wire::pptp::{DisconnectResult, ErrorCode, StopReason};
 
@@ -266,6 +266,8 @@ pub struct SessionParams {
     pub peer_address: Ipv4Addr,
     /// The first GRE sequence number we send (Poptop 0, pptp-linux 1).
     pub first_seq: u32,
+    /// The GRE channel's settings (delayed ack, our receive window).
+    pub gre: GreConfig,
 }
 
 impl SessionParams {
@@ -278,6 +280,7 @@ impl SessionParams {
             peer_recv_window: call.peer_recv_window,
             peer_address,
             first_seq: 0,
+            gre: GreConfig::default(),
         }
     }
 }
@@ -320,12 +323,10 @@ pub struct Established {
     pub transmit: Option<MppeKeyState>,
     /// MPPE for what we receive (`receive` start key), `None` in clear.
     pub receive: Option<MppeKeyState>,
-    /// The next GRE sequence number to send.
-    pub next_seq: u32,
-    /// The highest peer sequence number received (what to acknowledge next).
-    pub peer_seq_received: Option<u32>,
-    /// The highest peer sequence number we acknowledged.
-    pub peer_seq_acked: Option<u32>,
+    /// The GRE numbering to continue from: our next sequence number, the ack owed, the
+    /// peer's highest sequence number (it already counts every packet queued before the
+    /// event).
+    pub gre: GreSnapshot,
     /// The largest PPP frame we may send (the peer's MRU).
     pub peer_mru: u16,
     /// The largest PPP frame we receive (our MRU).
@@ -367,144 +368,20 @@ pub enum SessionState {
     Terminated,
 }
 
-/// The GRE numbers the datapath continues from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GreSnapshot {
-    /// The next sequence number to send.
-    pub next_seq: u32,
-    /// The highest peer sequence number received.
-    pub peer_seq_received: Option<u32>,
-    /// The highest peer sequence number acknowledged.
-    pub peer_seq_acked: Option<u32>,
-}
-
-/// Counters of the GRE layer.
+/// Counters of the session itself (the GRE layer's are [`Session::gre_counters`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionStats {
-    /// GRE packets that did not parse (not PPTP's GRE, truncated).
-    pub malformed: u64,
-    /// GRE packets for another Call ID.
-    pub wrong_call_id: u64,
-    /// Packets dropped as duplicate or out of order (sequence not after the last).
-    pub out_of_order: u64,
-    /// Pure acknowledgments received.
-    pub pure_acks_received: u64,
-    /// Pure acknowledgments sent.
-    pub pure_acks_sent: u64,
     /// Packets dropped because the caller did not drain the queue.
     pub queue_overflows: u64,
-    /// Inputs after the session ended.
+    /// Inputs after the session ended (or GRE after the hand-over).
     pub after_termination: u64,
-}
-
-/// The call's GRE numbering while the session owns it (RFC 2637 §4.2–§4.4). Kept small and
-/// private so the fuller GRE channel of `pptp::gre` can replace it.
-#[derive(Debug, Clone)]
-struct GreNumbers {
-    local_call_id: u16,
-    peer_call_id: u16,
-    next_seq: u32,
-    received: Option<u32>,
-    acked: Option<u32>,
-    peer_acked: Option<u32>,
-}
-
-/// What [`GreNumbers::receive`] decided.
-enum Received<'a> {
-    Payload(&'a [u8]),
-    PureAck,
-    Dropped,
-}
-
-impl GreNumbers {
-    fn new(params: &SessionParams) -> GreNumbers {
-        GreNumbers {
-            local_call_id: params.local_call_id,
-            peer_call_id: params.peer_call_id,
-            next_seq: params.first_seq,
-            received: None,
-            acked: None,
-            peer_acked: None,
-        }
-    }
-
-    fn receive<'a>(&mut self, bytes: &'a [u8], stats: &mut SessionStats) -> Received<'a> {
-        let Ok(packet) = GrePacket::new_checked(bytes) else {
-            stats.malformed = stats.malformed.saturating_add(1);
-            return Received::Dropped;
-        };
-        let Ok(repr) = GreRepr::parse(&packet) else {
-            stats.malformed = stats.malformed.saturating_add(1);
-            return Received::Dropped;
-        };
-        if repr.call_id != self.local_call_id {
-            stats.wrong_call_id = stats.wrong_call_id.saturating_add(1);
-            return Received::Dropped;
-        }
-        if let Some(ack) = repr.ack
-            && self.peer_acked.is_none_or(|last| seq_after(ack, last))
-        {
-            self.peer_acked = Some(ack);
-        }
-        let Some(seq) = repr.seq else {
-            stats.pure_acks_received = stats.pure_acks_received.saturating_add(1);
-            return Received::PureAck;
-        };
-        // RFC 2637 §4.3: an out-of-order packet is dropped (PPP retransmits what matters).
-        if self.received.is_some_and(|last| !seq_after(seq, last)) {
-            stats.out_of_order = stats.out_of_order.saturating_add(1);
-            return Received::Dropped;
-        }
-        self.received = Some(seq);
-        Received::Payload(packet.payload())
-    }
-
-    fn ack_pending(&self) -> bool {
-        self.received.is_some() && self.received != self.acked
-    }
-
-    /// A data packet carrying `frame`, with the acknowledgment piggybacked.
-    fn encapsulate(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
-        let payload_len = u16::try_from(frame.len()).ok()?;
-        let repr = GreRepr {
-            call_id: self.peer_call_id,
-            seq: Some(self.next_seq),
-            ack: self.received,
-            payload_len,
-        };
-        let header_len = repr.header_len();
-        let mut packet = vec![0u8; repr.buffer_len()];
-        repr.emit(&mut GrePacket::new_unchecked(&mut packet[..]))
-            .ok()?;
-        packet.get_mut(header_len..)?.copy_from_slice(frame);
-        self.next_seq = self.next_seq.wrapping_add(1);
-        self.acked = self.received;
-        Some(packet)
-    }
-
-    fn pure_ack(&mut self) -> Option<Vec<u8>> {
-        let repr = GreRepr::pure_ack(self.peer_call_id, self.received?);
-        let mut packet = vec![0u8; repr.buffer_len()];
-        repr.emit(&mut GrePacket::new_unchecked(&mut packet[..]))
-            .ok()?;
-        self.acked = self.received;
-        Some(packet)
-    }
-
-    fn snapshot(&self) -> GreSnapshot {
-        GreSnapshot {
-            next_seq: self.next_seq,
-            peer_seq_received: self.received,
-            peer_seq_acked: self.acked,
-        }
-    }
 }
 
 /// One PPTP call and its PPP link; see the [module documentation](self).
 #[derive(Debug)]
 pub struct Session {
     params: SessionParams,
-    gre: GreNumbers,
+    gre: GreChannel,
     link: Link,
     state: SessionState,
     handed_over: bool,
@@ -518,7 +395,16 @@ impl Session {
     pub fn new(now: Instant, params: SessionParams, link: Link) -> Session {
         let mut session = Session {
             params,
-            gre: GreNumbers::new(&params),
+            gre: {
+                let mut gre = GreChannel::new(
+                    params.local_call_id,
+                    params.peer_call_id,
+                    params.first_seq,
+                    params.gre,
+                );
+                gre.set_peer_recv_window(params.peer_recv_window);
+                gre
+            },
             link,
             state: SessionState::Negotiating,
             handed_over: false,
@@ -546,9 +432,14 @@ impl Session {
         &self.link
     }
 
-    /// The GRE layer's counters.
+    /// The session's own counters.
     pub fn stats(&self) -> SessionStats {
         self.stats
+    }
+
+    /// The GRE layer's counters (drops by reason, pure acks, reordering).
+    pub fn gre_counters(&self) -> &GreCounters {
+        self.gre.counters()
     }
 
     /// The link's counters.
@@ -574,8 +465,9 @@ impl Session {
             self.stats.after_termination = self.stats.after_termination.saturating_add(1);
             return;
         }
-        if let Received::Payload(frame) = self.gre.receive(bytes, &mut self.stats) {
-            self.link.handle_frame(now, frame);
+        // Drops are counted by the channel (gre_counters).
+        if let Ok(Received::Frame { ppp, .. }) = self.gre.handle_packet(now, bytes) {
+            self.link.handle_frame(now, ppp);
         }
         self.pump(now);
     }
@@ -593,12 +485,23 @@ impl Session {
     /// Acts on due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.link.handle_timeout(now);
+        if !self.handed_over {
+            self.gre.handle_timeout(now);
+        }
         self.pump(now);
     }
 
-    /// The earliest deadline.
+    /// The earliest deadline (the link's timers, the GRE delayed ack).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.link.poll_timeout()
+        let gre = if self.handed_over || self.state == SessionState::Terminated {
+            None
+        } else {
+            self.gre.poll_timeout()
+        };
+        match (self.link.poll_timeout(), gre) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Ends the session from our side: LCP Terminate-Request, then
@@ -667,23 +570,27 @@ impl Session {
         }
     }
 
-    /// Numbers the link's frames, adds a pure ack if nothing carried it, and turns the
-    /// link's events into ours.
+    /// Numbers the link's frames, takes the channel's pure acks, and turns the link's
+    /// events into ours.
     fn pump(&mut self, now: Instant) {
         while let Some(frame) = self.link.poll_transmit() {
             if self.handed_over {
                 self.queue(frame);
-            } else if let Some(packet) = self.gre.encapsulate(&frame) {
+                continue;
+            }
+            let mut packet = Vec::with_capacity(frame.len().saturating_add(16));
+            if self.gre.encapsulate(now, &frame, &mut packet).is_ok() {
                 self.queue(packet);
             }
         }
-        if !self.handed_over
-            && self.state != SessionState::Terminated
-            && self.gre.ack_pending()
-            && let Some(ack) = self.gre.pure_ack()
-        {
-            self.stats.pure_acks_sent = self.stats.pure_acks_sent.saturating_add(1);
-            self.queue(ack);
+        if !self.handed_over {
+            let mut ack = Vec::new();
+            while self.gre.poll_transmit(&mut ack).is_some() {
+                if self.state != SessionState::Terminated {
+                    self.queue(std::mem::take(&mut ack));
+                }
+                ack.clear();
+            }
         }
         while let Some(event) = self.link.poll_event() {
             let event = match event {
@@ -743,9 +650,7 @@ impl Session {
             name_servers: up.ipcp.name_servers,
             transmit,
             receive,
-            next_seq: snapshot.next_seq,
-            peer_seq_received: snapshot.peer_seq_received,
-            peer_seq_acked: snapshot.peer_seq_acked,
+            gre: snapshot,
             peer_mru,
             our_mru: up.lcp.our_mru,
             mtu,

@@ -88,8 +88,9 @@ fn assert_success(method: Method, mppe: Option<(MppeStrength, bool)>) {
         }
     }
     // The GRE numbers continue from what was sent and received.
-    assert_eq!(s.next_seq as usize, pair.sent_s2c_with_payload());
-    assert_eq!(c.next_seq as usize, pair.sent_c2s_with_payload() + 1);
+    assert_eq!(s.gre.next_seq as usize, pair.sent_s2c_with_payload());
+    assert_eq!(c.gre.next_seq as usize, pair.sent_c2s_with_payload() + 1);
+    assert_eq!(s.gre.local_call_id, c.gre.peer_call_id);
     assert_eq!(pair.server.session().state(), SessionState::Established);
     assert_eq!(pair.client.session().state(), SessionState::Established);
 }

@@ -679,6 +679,7 @@ impl RawPeer {
             peer_recv_window: 64,
             peer_address: CLIENT_OUTER,
             first_seq: 0,
+            gre: Default::default(),
         };
         let mut peer = RawPeer {
             now,
