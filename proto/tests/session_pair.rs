@@ -575,3 +575,37 @@ fn cause_codes_and_texts() {
         xpptp_proto::wire::pptp::ErrorCode::NoResource
     );
 }
+
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// What the fuzz target `session_server` does, briefly: a server session takes
+        /// arbitrary PPP frames in valid GRE (and arbitrary GRE) with timers in between,
+        /// without panicking and with bounded output.
+        #[test]
+        fn server_session_takes_arbitrary_frames(
+            records in proptest::collection::vec(
+                (any::<u8>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..80)),
+                0..24,
+            )
+        ) {
+            let mut peer = RawPeer::server(Setup::default());
+            for (delay, wrap, bytes) in records {
+                peer.advance(Duration::from_millis(250) * u32::from(delay & 0x1f));
+                let before = peer.received.len();
+                if wrap {
+                    let mut frame = vec![0xff, 0x03];
+                    frame.extend_from_slice(&bytes);
+                    peer.send(&frame);
+                } else {
+                    peer.send_gre(&bytes);
+                }
+                prop_assert!(peer.received.len() - before <= 64);
+            }
+        }
+    }
+}

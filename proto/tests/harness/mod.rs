@@ -725,10 +725,24 @@ impl RawPeer {
         self.received[before..].to_vec()
     }
 
+    /// Hands arbitrary bytes to the session as a GRE packet.
+    pub fn send_gre(&mut self, bytes: &[u8]) {
+        self.session.handle_gre(self.now, bytes);
+        self.collect();
+    }
+
     /// Advances the clock and fires the timers.
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
-        self.session.handle_timeout(self.now);
+        for _ in 0..1000 {
+            match self.session.poll_timeout() {
+                Some(t) if t <= self.now => {
+                    self.session.handle_timeout(self.now);
+                    self.collect();
+                }
+                _ => break,
+            }
+        }
         self.collect();
     }
 }
