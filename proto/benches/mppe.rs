@@ -29,10 +29,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use openssl::cipher::Cipher;
 use openssl::cipher_ctx::CipherCtx;
 use openssl::provider::Provider;
-use xpptp_proto::crypto::mppe::{
-    KeyChain, MppeDecryptor, MppeEncryptor, MppeMode, Rc4, Verdict, header,
-};
+use xpptp_proto::crypto::mppe::{KeyChain, MppeDecryptor, MppeEncryptor, MppeMode, Rc4, Verdict};
 use xpptp_proto::crypto::mppe_keys::{MppeStrength, SessionKey, StartKey};
+use xpptp_proto::wire::mppe::{COHERENCY_MASK, flags};
 
 const SIZES: [usize; 3] = [64, 512, 1400];
 const STRENGTH: MppeStrength = MppeStrength::Bits128;
@@ -65,7 +64,7 @@ impl OpensslMppe {
             key: start.0,
             rekey_ctx,
             data_ctx,
-            ccount: header::COUNT_MASK,
+            ccount: COHERENCY_MASK,
             stateful,
         };
         m.key = m.sha(&start.0);
@@ -98,15 +97,15 @@ impl OpensslMppe {
 
     /// Encrypts or decrypts (RC4 is symmetric) the next packet in place.
     fn crypt(&mut self, payload: &mut [u8]) -> u16 {
-        self.ccount = (self.ccount + 1) & header::COUNT_MASK;
+        self.ccount = (self.ccount + 1) & COHERENCY_MASK;
         let flag = self.ccount & 0xff == 0xff;
-        let mut h = header::ENCRYPTED | self.ccount;
+        let mut h = flags::ENCRYPTED | self.ccount;
         if !self.stateful || flag {
             self.next_key();
             self.data_ctx
                 .encrypt_init(None, Some(&self.key), None)
                 .unwrap();
-            h |= header::FLUSHED;
+            h |= flags::FLUSHED;
         }
         let len = payload.len();
         self.data_ctx.cipher_update_inplace(payload, len).unwrap();
@@ -145,9 +144,9 @@ struct Headers {
 impl Headers {
     fn next(&mut self) -> u16 {
         let c = self.count;
-        self.count = (self.count + 1) & header::COUNT_MASK;
+        self.count = (self.count + 1) & COHERENCY_MASK;
         let flushed = !self.stateful || c & 0xff == 0xff;
-        header::ENCRYPTED | c | if flushed { header::FLUSHED } else { 0 }
+        flags::ENCRYPTED | c | if flushed { flags::FLUSHED } else { 0 }
     }
 }
 
@@ -189,7 +188,7 @@ fn bench_cipher(c: &mut Criterion, rc4: &Cipher) {
                 b.iter(|| {
                     // The same header check a receiver does, then the same crypto.
                     let h = headers.next();
-                    black_box(h & header::ENCRYPTED != 0);
+                    black_box(h & flags::ENCRYPTED != 0);
                     black_box(ossl.crypt(black_box(&mut buf)))
                 })
             });
