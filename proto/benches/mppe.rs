@@ -1,6 +1,6 @@
 //! MPPE cipher throughput: our code against OpenSSL's RC4 and SHA-1 composed the same way.
 //!
-//! Run: `cargo bench -p xpptp-proto --bench mppe -- --warm-up-time 1 --measurement-time 2`
+//! Run: `cargo bench -p xpptp-proto --bench mppe -- --warm-up-time 1 --measurement-time 3`
 //!
 //! Cases (128-bit keys; 64, 512 and 1400-octet payloads):
 //! * `encrypt_stateless`, `decrypt_stateless`: one key change (SHA-1 + RC4 key schedule +
@@ -8,16 +8,21 @@
 //! * `encrypt_stateful`, `decrypt_stateful`: keystream per packet, a key change every 256.
 //! * `batch32_stateless`: 32 packets through `encrypt`/`decrypt` one by one against
 //!   `encrypt_batch`/`decrypt_batch` (interleaved key schedules).
-//! * `key_chain`: one `KeyChain::advance`; `rc4_key_schedule`: one schedule, alone and
-//!   four interleaved (per key).
+//! * `key_chain`: one `KeyChain::advance`.
+//! * `rc4_key_schedule`, `rc4_keystream`: RC4 alone, three implementations in the same run
+//!   (our `crypto::mppe::Rc4`, the RustCrypto `rc4` crate, OpenSSL): one key schedule, our
+//!   four-way interleaved schedule (per key), and the keystream over each payload size.
+//!   These figures are what `Rc4`'s documentation quotes for keeping our own RC4.
 //!
 //! The OpenSSL side uses the EVP RC4 of the legacy provider through a `CipherCtx` that is
 //! re-keyed per packet (`EVP_EncryptInit_ex` with a new key: a fresh key schedule, no
 //! allocation) and `openssl::sha::Sha1`. Before measuring, both sides encrypt the same
 //! packets and must produce the same bytes.
 //!
-//! After the groups, the ratio ours/OpenSSL of each case is printed from criterion's mean
-//! estimates (`target/criterion/<group>/<side>/<size>/new/estimates.json`).
+//! After the groups, Markdown tables of criterion's mean estimates
+//! (`target/criterion/<group>/<side>/<size>/new/estimates.json`) are printed: ours against
+//! OpenSSL per case, the RC4 components of the three implementations, and batch against
+//! one-by-one.
 
 // A benchmark harness: no untrusted input, and a failed OpenSSL call should stop the run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -29,10 +34,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use openssl::cipher::Cipher;
 use openssl::cipher_ctx::CipherCtx;
 use openssl::provider::Provider;
-use xpptp_proto::crypto::mppe::{
-    KeyChain, MppeDecryptor, MppeEncryptor, MppeMode, Rc4, Verdict, header,
-};
+use xpptp_proto::crypto::mppe::{KeyChain, MppeDecryptor, MppeEncryptor, MppeMode, Rc4, Verdict};
 use xpptp_proto::crypto::mppe_keys::{MppeStrength, SessionKey, StartKey};
+use xpptp_proto::wire::mppe::{COHERENCY_MASK, flags};
 
 const SIZES: [usize; 3] = [64, 512, 1400];
 const STRENGTH: MppeStrength = MppeStrength::Bits128;
@@ -65,7 +69,7 @@ impl OpensslMppe {
             key: start.0,
             rekey_ctx,
             data_ctx,
-            ccount: header::COUNT_MASK,
+            ccount: COHERENCY_MASK,
             stateful,
         };
         m.key = m.sha(&start.0);
@@ -98,15 +102,15 @@ impl OpensslMppe {
 
     /// Encrypts or decrypts (RC4 is symmetric) the next packet in place.
     fn crypt(&mut self, payload: &mut [u8]) -> u16 {
-        self.ccount = (self.ccount + 1) & header::COUNT_MASK;
+        self.ccount = (self.ccount + 1) & COHERENCY_MASK;
         let flag = self.ccount & 0xff == 0xff;
-        let mut h = header::ENCRYPTED | self.ccount;
+        let mut h = flags::ENCRYPTED | self.ccount;
         if !self.stateful || flag {
             self.next_key();
             self.data_ctx
                 .encrypt_init(None, Some(&self.key), None)
                 .unwrap();
-            h |= header::FLUSHED;
+            h |= flags::FLUSHED;
         }
         let len = payload.len();
         self.data_ctx.cipher_update_inplace(payload, len).unwrap();
@@ -145,9 +149,9 @@ struct Headers {
 impl Headers {
     fn next(&mut self) -> u16 {
         let c = self.count;
-        self.count = (self.count + 1) & header::COUNT_MASK;
+        self.count = (self.count + 1) & COHERENCY_MASK;
         let flushed = !self.stateful || c & 0xff == 0xff;
-        header::ENCRYPTED | c | if flushed { header::FLUSHED } else { 0 }
+        flags::ENCRYPTED | c | if flushed { flags::FLUSHED } else { 0 }
     }
 }
 
@@ -189,7 +193,7 @@ fn bench_cipher(c: &mut Criterion, rc4: &Cipher) {
                 b.iter(|| {
                     // The same header check a receiver does, then the same crypto.
                     let h = headers.next();
-                    black_box(h & header::ENCRYPTED != 0);
+                    black_box(h & flags::ENCRYPTED != 0);
                     black_box(ossl.crypt(black_box(&mut buf)))
                 })
             });
@@ -280,15 +284,29 @@ fn bench_parts(c: &mut Criterion, rc4: &Cipher) {
     });
     group.finish();
 
+    // RC4 alone, three implementations side by side: our `Rc4`, the RustCrypto `rc4`
+    // crate and OpenSSL's EVP RC4. Same 16-octet key, same run.
     let mut group = c.benchmark_group("rc4_key_schedule");
     let mut keys = [SessionKey::initial(&START, STRENGTH); 4];
     for i in 1..4 {
         keys[i] = keys[i - 1].next(&START);
     }
-    group.bench_function("ours_x1", |b| {
+    let key16: [u8; 16] = keys[0].as_bytes().try_into().unwrap();
+    group.bench_function("ours", |b| {
         b.iter(|| black_box(Rc4::with_key(black_box(&keys[0]))))
     });
-    // Per key: the time of one interleaved group of four, divided by four.
+    group.bench_function("crate", |b| {
+        b.iter(|| black_box(<rc4::Rc4 as rc4::KeyInit>::new_from_slice(black_box(&key16)).unwrap()))
+    });
+    let mut ctx = rc4_ctx(rc4);
+    group.bench_function("openssl", |b| {
+        b.iter(|| {
+            ctx.encrypt_init(None, Some(black_box(&key16)), None)
+                .unwrap();
+            black_box(&ctx);
+        })
+    });
+    // Per key: the time of one interleaved group of four, divided by four (printed so).
     group.throughput(Throughput::Elements(4));
     group.bench_function("ours_x4_interleaved", |b| {
         b.iter(|| {
@@ -301,6 +319,39 @@ fn bench_parts(c: &mut Criterion, rc4: &Cipher) {
         })
     });
     group.finish();
+
+    // The keystream XORed over a buffer, the state running on between iterations (as in
+    // stateful mode; stateless adds one key schedule per packet).
+    let mut group = c.benchmark_group("rc4_keystream");
+    for size in SIZES {
+        group.throughput(Throughput::Bytes(size as u64));
+        let mut buf = vec![0x45u8; size];
+        let mut ours = Rc4::with_key(&keys[0]);
+        group.bench_with_input(BenchmarkId::new("ours", size), &size, |b, _| {
+            b.iter(|| ours.apply_keystream(black_box(&mut buf)))
+        });
+        let mut krate = <rc4::Rc4 as rc4::KeyInit>::new_from_slice(&key16).unwrap();
+        group.bench_with_input(BenchmarkId::new("crate", size), &size, |b, _| {
+            b.iter(|| rc4::StreamCipher::apply_keystream(&mut krate, black_box(&mut buf)))
+        });
+        let mut ctx = rc4_ctx(rc4);
+        ctx.encrypt_init(None, Some(&key16), None).unwrap();
+        group.bench_with_input(BenchmarkId::new("openssl", size), &size, |b, _| {
+            b.iter(|| {
+                ctx.cipher_update_inplace(black_box(&mut buf), size)
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+/// An EVP RC4 context with a 16-octet key length, not yet keyed.
+fn rc4_ctx(rc4: &Cipher) -> CipherCtx {
+    let mut ctx = CipherCtx::new().unwrap();
+    ctx.encrypt_init(Some(rc4), None, None).unwrap();
+    ctx.set_key_length(16).unwrap();
+    ctx
 }
 
 fn benches(c: &mut Criterion) {
@@ -353,15 +404,37 @@ fn mean_ns(dir: &Path, group: &str, side: &str, size: &str) -> Option<f64> {
     rest[..end].trim().parse().ok()
 }
 
-fn print_ratios() {
+/// A time or ratio cell: one decimal for nanoseconds, two for ratios, `-` when missing.
+fn ns(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"))
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}", a / b),
+        _ => "-".to_string(),
+    }
+}
+
+/// The summary the issue quotes: Markdown tables of criterion's mean estimates.
+fn print_summary() {
     let Some(dir) = criterion_dir() else {
-        println!("no criterion output directory found; no ratios");
+        println!("no criterion output directory found; no summary");
         return;
     };
-    println!("\nours / OpenSSL (mean time per packet; below 1 means we are faster)");
+    let size_names = SIZES.map(|s| s.to_string());
+
+    println!("\n## MPPE per packet: ours against OpenSSL composed the same way");
     println!(
-        "{:<20} {:>6} {:>12} {:>12} {:>7}",
-        "case", "size", "ours ns", "openssl ns", "ratio"
+        "mean ns per packet, 128-bit keys; ratio ours/OpenSSL, below 1 means ours is faster\n"
+    );
+    println!(
+        "| {:<18} | {:>5} | {:>9} | {:>10} | {:>12} |",
+        "case", "size", "ours ns", "OpenSSL ns", "ours/OpenSSL"
+    );
+    println!(
+        "|{:-<20}|{:->7}|{:->11}|{:->12}|{:->14}|",
+        "", "", "", "", ""
     );
     for group in [
         "encrypt_stateless",
@@ -369,65 +442,106 @@ fn print_ratios() {
         "encrypt_stateful",
         "decrypt_stateful",
     ] {
-        for size in SIZES {
-            let s = size.to_string();
-            match (
-                mean_ns(&dir, group, "ours", &s),
-                mean_ns(&dir, group, "openssl", &s),
-            ) {
-                (Some(a), Some(b)) => {
-                    println!("{group:<20} {size:>6} {a:>12.1} {b:>12.1} {:>7.2}", a / b)
-                }
-                _ => println!("{group:<20} {size:>6} {:>12} {:>12} {:>7}", "-", "-", "n/a"),
-            }
+        for size in &size_names {
+            let a = mean_ns(&dir, group, "ours", size);
+            let b = mean_ns(&dir, group, "openssl", size);
+            println!(
+                "| {group:<18} | {size:>5} | {:>9} | {:>10} | {:>12} |",
+                ns(a),
+                ns(b),
+                ratio(a, b)
+            );
         }
     }
-    let dir_key = dir.join("key_chain");
-    if let (Some(a), Some(b)) = (
-        mean_ns(&dir_key, "ours", "", ""),
-        mean_ns(&dir_key, "openssl", "", ""),
-    ) {
+    let a = mean_ns(&dir.join("key_chain"), "ours", "", "");
+    let b = mean_ns(&dir.join("key_chain"), "openssl", "", "");
+    println!(
+        "| {:<18} | {:>5} | {:>9} | {:>10} | {:>12} |",
+        "key_chain advance",
+        "-",
+        ns(a),
+        ns(b),
+        ratio(a, b)
+    );
+
+    println!("\n## RC4 components: our Rc4, the RustCrypto rc4 0.2 crate, OpenSSL EVP RC4");
+    println!("mean ns, 16-octet key; keystream XORed in place with the state running on\n");
+    println!(
+        "| {:<30} | {:>9} | {:>9} | {:>10} | {:>10} | {:>12} | {:>13} |",
+        "component",
+        "ours ns",
+        "crate ns",
+        "OpenSSL ns",
+        "ours/crate",
+        "ours/OpenSSL",
+        "crate/OpenSSL"
+    );
+    println!(
+        "|{:-<32}|{:->11}|{:->11}|{:->12}|{:->12}|{:->14}|{:->15}|",
+        "", "", "", "", "", "", ""
+    );
+    let row = |name: &str, a: Option<f64>, c: Option<f64>, o: Option<f64>| {
         println!(
-            "{:<20} {:>6} {a:>12.1} {b:>12.1} {:>7.2}",
-            "key_chain",
-            "-",
-            a / b
+            "| {name:<30} | {:>9} | {:>9} | {:>10} | {:>10} | {:>12} | {:>13} |",
+            ns(a),
+            ns(c),
+            ns(o),
+            ratio(a, c),
+            ratio(a, o),
+            ratio(c, o)
+        );
+    };
+    let ks = dir.join("rc4_key_schedule");
+    let sched = |side: &str| mean_ns(&ks, side, "", "");
+    let crate_sched = sched("crate");
+    row("key schedule", sched("ours"), crate_sched, sched("openssl"));
+    row(
+        "key schedule, 4 interleaved/4",
+        sched("ours_x4_interleaved").map(|t| t / 4.0),
+        crate_sched,
+        sched("openssl"),
+    );
+    for size in &size_names {
+        let side = |side: &str| mean_ns(&dir, "rc4_keystream", side, size);
+        row(
+            &format!("keystream {size} octets"),
+            side("ours"),
+            side("crate"),
+            side("openssl"),
         );
     }
-    println!("\nbatch of {BATCH} stateless packets: batch API / one-by-one loop");
-    for size in SIZES {
-        let s = size.to_string();
+
+    println!("\n## A batch of {BATCH} stateless packets: batch API against one by one");
+    println!("mean ns per packet\n");
+    println!(
+        "| {:<14} | {:>5} | {:>8} | {:>11} | {:>11} |",
+        "case", "size", "batch ns", "one-by-one", "batch/loop"
+    );
+    println!(
+        "|{:-<16}|{:->7}|{:->10}|{:->13}|{:->13}|",
+        "", "", "", "", ""
+    );
+    for size in &size_names {
         for (batch, single) in [
             ("encrypt_batch", "encrypt_loop"),
             ("decrypt_batch", "decrypt_loop"),
         ] {
-            if let (Some(a), Some(b)) = (
-                mean_ns(&dir, "batch32_stateless", batch, &s),
-                mean_ns(&dir, "batch32_stateless", single, &s),
-            ) {
-                println!(
-                    "{batch:<20} {size:>6} {:>12.1} {:>12.1} {:>7.2}  (ns per packet)",
-                    a / BATCH as f64,
-                    b / BATCH as f64,
-                    a / b
-                );
-            }
+            let per_packet = |side: &str| {
+                mean_ns(&dir, "batch32_stateless", side, size).map(|t| t / BATCH as f64)
+            };
+            let (a, b) = (per_packet(batch), per_packet(single));
+            println!(
+                "| {batch:<14} | {size:>5} | {:>8} | {:>11} | {:>11} |",
+                ns(a),
+                ns(b),
+                ratio(a, b)
+            );
         }
-    }
-    let ks = dir.join("rc4_key_schedule");
-    if let (Some(x1), Some(x4)) = (
-        mean_ns(&ks, "ours_x1", "", ""),
-        mean_ns(&ks, "ours_x4_interleaved", "", ""),
-    ) {
-        println!(
-            "\nRC4 key schedule: {x1:.1} ns alone, {:.1} ns per key when four are interleaved",
-            x4 / 4.0
-        );
     }
 }
 
 fn main() {
     mppe();
     Criterion::default().configure_from_args().final_summary();
-    print_ratios();
+    print_summary();
 }

@@ -23,12 +23,13 @@
 
 use libfuzzer_sys::fuzz_target;
 use xpptp_proto::crypto::mppe::{
-    DEFAULT_MAX_FORWARD, DiscardReason, MppeDecryptor, MppeEncryptor, MppeMode, Verdict, header,
+    DEFAULT_MAX_FORWARD, DiscardReason, MppeDecryptor, MppeEncryptor, MppeMode, Verdict,
 };
 use xpptp_proto::crypto::mppe_keys::{MppeStrength, StartKey};
+use xpptp_proto::wire::mppe::{COUNT_SPACE, coherency_count, flags};
 
 const START: StartKey = StartKey(*b"fuzz start key!!");
-const HALF: i64 = header::COUNT_SPACE as i64 / 2;
+const HALF: i64 = COUNT_SPACE as i64 / 2;
 
 #[derive(Clone)]
 struct Sent {
@@ -56,8 +57,8 @@ impl Link {
         let header = self.encryptor.encrypt(&mut ciphertext);
         let k = self.next_k;
         self.next_k += 1;
-        assert_eq!(i64::from(header::count(header)), k % 4096);
-        let flushed = header & header::FLUSHED != 0;
+        assert_eq!(i64::from(coherency_count(header)), k % 4096);
+        let flushed = header & flags::FLUSHED != 0;
         if self.mode == MppeMode::StatefulLinux && flushed && header & 0xff != 0xff {
             self.reset_flushes.push(k);
         }
@@ -73,7 +74,7 @@ impl Link {
         let mut buf = sent.ciphertext.clone();
         let verdict = self.decryptor.decrypt(sent.header, &mut buf);
         let ahead = sent.k - self.last;
-        let flushed = sent.header & header::FLUSHED != 0;
+        let flushed = sent.header & flags::FLUSHED != 0;
         if verdict != Verdict::Ok {
             assert_eq!(buf, sent.ciphertext, "{verdict:?} touched the payload");
             if !self.desynced && 0 < ahead && ahead < HALF {

@@ -18,14 +18,15 @@
 
 use libfuzzer_sys::fuzz_target;
 use xpptp_proto::crypto::mppe::{
-    DEFAULT_MAX_FORWARD, DiscardReason, KeyChain, MppeDecryptor, MppeMode, Verdict, header,
+    DEFAULT_MAX_FORWARD, DiscardReason, KeyChain, MppeDecryptor, MppeMode, Verdict,
     stateless_decrypt,
 };
 use xpptp_proto::crypto::mppe_keys::{MppeStrength, StartKey};
+use xpptp_proto::wire::mppe::{COHERENCY_MASK, COUNT_SPACE, coherency_count, flags};
 
 const START: StartKey = StartKey(*b"fuzz start key!!");
 /// Half the coherency count space: counts this far ahead are behind.
-const HALF: u16 = header::COUNT_SPACE / 2;
+const HALF: u16 = COUNT_SPACE / 2;
 
 fuzz_target!(|input: &[u8]| {
     let [control, forward, ref records @ ..] = *input else {
@@ -59,7 +60,7 @@ fuzz_target!(|input: &[u8]| {
         let (payload, tail) = tail.split_at(usize::from(len).min(tail.len()));
         rest = tail;
         let head = u16::from_be_bytes([hi, lo]);
-        let count = header::count(head);
+        let count = coherency_count(head);
         let before = decryptor.last_ccount();
         if mode != MppeMode::Stateless {
             assert_eq!(
@@ -78,12 +79,12 @@ fuzz_target!(|input: &[u8]| {
                 "{verdict:?} moved the count"
             );
         } else {
-            assert_ne!(head & header::ENCRYPTED, 0);
-            assert_eq!(head & header::COMPRESSED, 0);
+            assert_ne!(head & flags::ENCRYPTED, 0);
+            assert_eq!(head & flags::COMPRESSED, 0);
             assert_eq!(decryptor.last_ccount(), count);
-            let steps = count.wrapping_sub(before) & header::COUNT_MASK;
+            let steps = count.wrapping_sub(before) & COHERENCY_MASK;
             assert!((1..HALF).contains(&steps), "accepted {steps} ahead");
-            let flushed = head & header::FLUSHED != 0;
+            let flushed = head & flags::FLUSHED != 0;
             if mode == MppeMode::Stateless {
                 assert!(flushed);
                 assert!(

@@ -28,8 +28,12 @@ use super::{Error, Result};
 pub const HEADER_LEN: usize = 2;
 /// The coherency count's bits within the header's 16-bit word; also its modulus minus one.
 pub const COHERENCY_MASK: u16 = 0x0FFF;
+/// Number of distinct coherency counts (4096): the modulus of the count arithmetic.
+pub const COUNT_SPACE: u16 = COHERENCY_MASK + 1;
 
-/// Flag bits of the header's 16-bit word.
+/// Flag bits of the header's 16-bit word. This module and [`COHERENCY_MASK`] are the one
+/// definition of the header's bit layout; `crypto::mppe` builds and checks headers as `u16`
+/// words with them.
 pub mod flags {
     /// A: flushed.
     pub const FLUSHED: u16 = 0x8000;
@@ -46,6 +50,12 @@ mod field {
 
     pub const FLAGS_COUNT: Range<usize> = 0..2;
     pub const PAYLOAD: core::ops::RangeFrom<usize> = 2..;
+}
+
+/// The coherency count of a header word (its low 12 bits).
+#[inline]
+pub const fn coherency_count(word: u16) -> u16 {
+    word & COHERENCY_MASK
 }
 
 /// How many increments take coherency count `from` to `to`, modulo 4096 (0..=4095).
@@ -135,7 +145,7 @@ impl<T: AsRef<[u8]>> MppeHeader<T> {
     /// The 12-bit coherency count.
     #[inline]
     pub fn coherency_count(&self) -> u16 {
-        self.flags_count() & COHERENCY_MASK
+        coherency_count(self.flags_count())
     }
 }
 
@@ -389,6 +399,8 @@ mod test {
         assert_eq!(coherency_distance(3, 2), 0x0fff);
         assert_eq!(next_coherency_count(0x0ffe), 0x0fff);
         assert_eq!(next_coherency_count(0x0fff), 0);
+        assert_eq!(coherency_count(0x9abc), 0x0abc);
+        assert_eq!(usize::from(COUNT_SPACE), 4096);
     }
 
     fn any_repr() -> impl Strategy<Value = MppeRepr> {
