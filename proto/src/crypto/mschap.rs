@@ -630,32 +630,30 @@ mod test {
 
     #[test]
     fn v2_real_session() {
-        // From /work/shared/reference/pptpd-session (Debian pptp-linux/pppd client against
-        // Poptop/pppd), verify-mschapv2-mppe.txt.
-        let auth_ch = h("f7967aa886af0bca41d008b417b730ad");
-        let peer_ch = h("0d8c807f9fee230de78afc5f0c42c52b");
+        use crate::testing::reference::chap::SUCCESS_MESSAGE;
+        use crate::testing::reference::mschap::{
+            AUTHENTICATOR_CHALLENGE, NT_RESPONSE, PASSWORD, PEER_CHALLENGE, USER,
+        };
         let client =
-            v2_client_response(b"pptpuser", "Pptp-Test-Pass-1", &auth_ch, &peer_ch).unwrap();
-        assert_eq!(
-            client.nt_response,
-            h("b6eebe5bc033314ca1259046671922b74f3b6f5d3bb7e302")
-        );
+            v2_client_response(USER, PASSWORD, &AUTHENTICATOR_CHALLENGE, &PEER_CHALLENGE).unwrap();
+        assert_eq!(client.nt_response, NT_RESPONSE);
+        // What Poptop sent in its Success, before " M=".
         assert_eq!(
             &client.expected_authenticator_response.to_text(),
-            b"S=4352B5A132FAD7E810F692128124C8A10A860CC9"
+            &SUCCESS_MESSAGE[..42]
         );
         let server = v2_server_verify(
-            b"pptpuser",
-            Secret::Password("Pptp-Test-Pass-1"),
-            &auth_ch,
-            &peer_ch,
+            USER,
+            Secret::Password(PASSWORD),
+            &AUTHENTICATOR_CHALLENGE,
+            &PEER_CHALLENGE,
             &client.nt_response,
         )
         .unwrap();
         assert!(
             client
                 .expected_authenticator_response
-                .verify_message(b"S=4352B5A132FAD7E810F692128124C8A10A860CC9 M=Access granted")
+                .verify_message(SUCCESS_MESSAGE)
         );
         assert_eq!(
             server.authenticator_response,
