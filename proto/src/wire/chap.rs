@@ -608,7 +608,14 @@ impl<'a> MsChapV2ChangePassword<'a> {
 
 // ---- MS-CHAP message text ----------------------------------------------------------------
 
-const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+/// An octet as two uppercase hex digits, as MS-CHAP messages write them.
+fn hex_upper(byte: u8) -> [u8; 2] {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    [
+        DIGITS[usize::from(byte >> 4)],
+        DIGITS[usize::from(byte & 0x0f)],
+    ]
+}
 
 fn hex_value(c: u8) -> Option<u8> {
     match c {
@@ -681,13 +688,7 @@ impl<'b> TextWriter<'b> {
     }
 
     fn put_hex(&mut self, bytes: &[u8]) -> Result<()> {
-        for &b in bytes {
-            self.put(&[
-                HEX_UPPER[usize::from(b >> 4)],
-                HEX_UPPER[usize::from(b & 0x0f)],
-            ])?;
-        }
-        Ok(())
+        bytes.iter().try_for_each(|&b| self.put(&hex_upper(b)))
     }
 
     fn put_decimal(&mut self, value: u32) -> Result<()> {
@@ -706,6 +707,10 @@ impl<'b> TextWriter<'b> {
         self.put(&digits[at..])
     }
 }
+
+/// Length of `S=` and 40 hex digits, the authenticator response an MS-CHAPv2 Success
+/// message starts with.
+pub const AUTHENTICATOR_RESPONSE_TEXT_LEN: usize = 42;
 
 /// The Message of an MS-CHAPv2 Success packet (RFC 2759 section 5):
 /// `S=<40 hex digits> M=<text>`.
@@ -727,15 +732,7 @@ impl<'a> MsChapV2Success<'a> {
     /// right after the hex without the space, as pppd does. Anything else after the hex is
     /// [`Error::Malformed`].
     pub fn parse(text: &'a [u8]) -> Result<Self> {
-        let rest = text
-            .strip_prefix(b"S=")
-            .ok_or(Error::Malformed("ms-chapv2 success: no S="))?;
-        let hex = rest
-            .get(..40)
-            .ok_or(Error::Malformed("ms-chapv2 success: short S="))?;
-        let authenticator_response =
-            parse_hex(hex).ok_or(Error::Malformed("ms-chapv2 success: bad S= hex"))?;
-        let rest = rest.get(40..).unwrap_or(&[]);
+        let (authenticator_response, rest) = Self::parse_authenticator_response(text)?;
         let message = if rest.is_empty() {
             None
         } else if let Some(m) = rest.strip_prefix(b" M=") {
@@ -751,9 +748,38 @@ impl<'a> MsChapV2Success<'a> {
         })
     }
 
+    /// Reads only the `S=<40 hex digits>` the text starts with (either case), returning the
+    /// authenticator response and the rest of the text, unchecked. Enough for a peer to
+    /// verify the server; [`parse`](Self::parse) also checks the rest.
+    pub fn parse_authenticator_response(text: &'a [u8]) -> Result<([u8; 20], &'a [u8])> {
+        let rest = text
+            .strip_prefix(b"S=")
+            .ok_or(Error::Malformed("ms-chapv2 success: no S="))?;
+        let hex = rest
+            .get(..40)
+            .ok_or(Error::Malformed("ms-chapv2 success: short S="))?;
+        let authenticator_response =
+            parse_hex(hex).ok_or(Error::Malformed("ms-chapv2 success: bad S= hex"))?;
+        Ok((authenticator_response, rest.get(40..).unwrap_or(&[])))
+    }
+
+    /// `S=` and the authenticator response as 40 uppercase hex digits: the start of what
+    /// [`emit`](Self::emit) writes.
+    pub fn authenticator_response_text(
+        authenticator_response: &[u8; 20],
+    ) -> [u8; AUTHENTICATOR_RESPONSE_TEXT_LEN] {
+        let mut out = [0u8; AUTHENTICATOR_RESPONSE_TEXT_LEN];
+        out[0] = b'S';
+        out[1] = b'=';
+        for (pair, &byte) in out[2..].chunks_exact_mut(2).zip(authenticator_response) {
+            pair.copy_from_slice(&hex_upper(byte));
+        }
+        out
+    }
+
     /// Octets [`emit`](Self::emit) writes.
     pub fn buffer_len(&self) -> usize {
-        2 + 40 + self.message.map_or(0, |m| 3 + m.len())
+        AUTHENTICATOR_RESPONSE_TEXT_LEN + self.message.map_or(0, |m| 3 + m.len())
     }
 
     /// Writes `S=<40 uppercase hex> M=<text>` (no ` M=` if `message` is `None`) into the
@@ -763,8 +789,9 @@ impl<'a> MsChapV2Success<'a> {
             return Err(Error::BufferTooSmall);
         }
         let mut w = TextWriter::new(buf);
-        w.put(b"S=")?;
-        w.put_hex(&self.authenticator_response)?;
+        w.put(&Self::authenticator_response_text(
+            &self.authenticator_response,
+        ))?;
         if let Some(message) = self.message {
             w.put(b" M=")?;
             w.put(message)?;
@@ -982,6 +1009,29 @@ mod test {
         let success = MsChapV2Success::parse(packet.message()).unwrap();
         assert_eq!(success.authenticator_response, AUTHENTICATOR_RESPONSE);
         assert_eq!(success.message, Some(&b"Access granted"[..]));
+    }
+
+    #[test]
+    fn authenticator_response_alone() {
+        let parsed = MsChapV2Success::parse_authenticator_response(SUCCESS_TEXT);
+        assert_eq!(
+            parsed,
+            Ok((AUTHENTICATOR_RESPONSE, &b" M=Access granted"[..]))
+        );
+        // Unlike parse, what follows the hex is left to the caller.
+        let mut odd = SUCCESS_TEXT[..42].to_vec();
+        odd.push(b'X');
+        let parsed = MsChapV2Success::parse_authenticator_response(&odd);
+        assert_eq!(parsed, Ok((AUTHENTICATOR_RESPONSE, &b"X"[..])));
+        assert!(MsChapV2Success::parse(&odd).is_err());
+        assert_eq!(
+            MsChapV2Success::parse_authenticator_response(&SUCCESS_TEXT[..41]),
+            Err(Error::Malformed("ms-chapv2 success: short S="))
+        );
+        assert_eq!(
+            MsChapV2Success::authenticator_response_text(&AUTHENTICATOR_RESPONSE),
+            SUCCESS_TEXT[..42]
+        );
     }
 
     #[test]
