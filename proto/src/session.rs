@@ -498,10 +498,7 @@ impl Session {
         } else {
             self.gre.poll_timeout()
         };
-        match (self.link.poll_timeout(), gre) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.link.poll_timeout(), gre].into_iter().flatten().min()
     }
 
     /// Ends the session from our side: LCP Terminate-Request, then

@@ -616,10 +616,10 @@ impl Lcp {
 
     /// The earliest of the restart timer and the keepalive.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.fsm.poll_timeout(), self.echo_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.fsm.poll_timeout(), self.echo_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Acts on whatever is due at `now`.
