@@ -22,4 +22,6 @@ pub mod crypto;
 pub mod ppp;
 pub mod pptp;
 pub mod session;
+#[cfg(test)]
+mod testing;
 pub mod wire;

@@ -498,10 +498,7 @@ impl Session {
         } else {
             self.gre.poll_timeout()
         };
-        match (self.link.poll_timeout(), gre) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.link.poll_timeout(), gre].into_iter().flatten().min()
     }
 
     /// Ends the session from our side: LCP Terminate-Request, then
@@ -657,5 +654,80 @@ impl Session {
             acfc: up.lcp.acfc_tx,
             pfc: up.lcp.pfc_tx,
         })
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    /// What each cause tells the peer: CDN Result and Error, StopCCRQ Reason, LCP
+    /// Terminate-Request text, and whether the peer started it.
+    #[test]
+    fn cause_tells_the_peer() {
+        use DisconnectResult as R;
+        let stop = |reason| Cause::ControlConnectionLost(CloseCause::PeerStop(reason));
+        #[rustfmt::skip]
+        let table: [(Cause, R, ErrorCode, StopReason, &str, bool); 12] = [
+            (Cause::PeerTerminated { reason: "MPPE disabled".into() }, R::Request,
+                ErrorCode::NoError, StopReason::GeneralRequest, "Peer requested termination", true),
+            (Cause::PeerCallClear, R::Request,
+                ErrorCode::NoError, StopReason::GeneralRequest, "Call cleared", true),
+            (Cause::LocalCallClear, R::Request,
+                ErrorCode::NoError, StopReason::GeneralRequest, "Call cleared", false),
+            (Cause::TcpClosed, R::LostCarrier,
+                ErrorCode::NoError, StopReason::GeneralRequest, "Control connection lost", true),
+            (stop(StopReason::StopProtocol), R::LostCarrier,
+                ErrorCode::NoError, StopReason::StopProtocol, "Control connection lost", false),
+            (Cause::EchoTimeout, R::LostCarrier,
+                ErrorCode::NoError, StopReason::GeneralRequest, "Peer not responding", false),
+            (Cause::AuthFailed(FailureCause::WrongPassword), R::GeneralError,
+                ErrorCode::NoError, StopReason::GeneralRequest, "Authentication failed", false),
+            (Cause::AuthFailed(FailureCause::PeerRefused(None)), R::GeneralError,
+                ErrorCode::NoError, StopReason::GeneralRequest,
+                "Failed to authenticate ourselves to peer", false),
+            (Cause::Mppe(CcpFailure::MppeRefused), R::GeneralError,
+                ErrorCode::NoError, StopReason::GeneralRequest, "MPPE required but not available",
+                false),
+            (Cause::NoAddress, R::GeneralError,
+                ErrorCode::NoResource, StopReason::GeneralRequest, "No IP address available", false),
+            (Cause::IdleTimeout, R::AdminShutdown,
+                ErrorCode::NoError, StopReason::GeneralRequest, "Link inactive", false),
+            (Cause::Shutdown, R::AdminShutdown,
+                ErrorCode::NoError, StopReason::LocalShutdown, "Server shutdown", false),
+        ];
+        for (cause, result, error, reason, text, peer) in table {
+            assert_eq!(cause.disconnect_result(), result, "{cause:?}");
+            assert_eq!(cause.disconnect_error(), error, "{cause:?}");
+            assert_eq!(cause.stop_reason(), reason, "{cause:?}");
+            assert_eq!(cause.lcp_terminate_text(), text, "{cause:?}");
+            assert_eq!(cause.is_peer_initiated(), peer, "{cause:?}");
+        }
+    }
+
+    #[test]
+    fn cause_of_a_cleared_call() {
+        let cdn = CallClearCause::PeerDisconnect {
+            result: DisconnectResult::GeneralError,
+            error: ErrorCode::NoError,
+            cause_code: 0,
+        };
+        assert_eq!(Cause::from_call_clear(&cdn), Cause::PeerCallClear);
+        assert_eq!(
+            Cause::from_call_clear(&CallClearCause::PeerClearRequest),
+            Cause::PeerCallClear
+        );
+        assert_eq!(
+            Cause::from_call_clear(&CallClearCause::SetupTimeout),
+            Cause::LocalCallClear
+        );
+        assert_eq!(
+            Cause::from_call_clear(&CallClearCause::ConnectionClosed(CloseCause::TcpClosed)),
+            Cause::TcpClosed
+        );
+        assert_eq!(
+            Cause::from_call_clear(&CallClearCause::ConnectionClosed(CloseCause::EchoTimeout)),
+            Cause::ControlConnectionLost(CloseCause::EchoTimeout)
+        );
     }
 }

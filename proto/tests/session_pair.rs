@@ -16,7 +16,7 @@ use xpptp_proto::ppp::ccp::{CcpFailure, MppePolicy, MppeRequirement};
 use xpptp_proto::ppp::ipcp::NameServers;
 use xpptp_proto::pptp::control::{CallClearCause, Event as CtrlEvent};
 use xpptp_proto::session::{Cause, SessionEvent, SessionState};
-use xpptp_proto::wire::pptp::DisconnectResult;
+use xpptp_proto::wire::pptp::{DisconnectResult, ErrorCode};
 
 fn setup(method: Method, mppe: Option<(MppeStrength, bool)>) -> Setup {
     let mut setup = Setup::default();
@@ -198,20 +198,36 @@ fn wrong_password_is_refused_with_691_and_both_ends_tear_down() {
         .expect("LCP Terminate-Request sent");
     assert!(failure < term);
     assert!(String::from_utf8_lossy(&frames[failure].1).contains("E=691"));
-    // The server hung up the call with a CDN.
-    assert!(pair.client.ctrl_events.iter().any(|e| matches!(
-        e,
-        CtrlEvent::CallCleared {
+    // The server hung up the call with a CDN: General Error, what its Cause maps to, and
+    // that is the last thing the client's control connection reports.
+    let Some(&CtrlEvent::CallEstablished(call)) = pair
+        .client
+        .ctrl_events
+        .iter()
+        .find(|e| matches!(e, CtrlEvent::CallEstablished(_)))
+    else {
+        panic!("no call: {:?}", pair.client.ctrl_events)
+    };
+    assert_eq!(
+        pair.client.ctrl_events.last(),
+        Some(&CtrlEvent::CallCleared {
+            local_call_id: Some(call.local_call_id),
+            peer_call_id: Some(call.peer_call_id),
             cause: CallClearCause::PeerDisconnect {
                 result: DisconnectResult::GeneralError,
-                ..
+                error: ErrorCode::NoError,
+                cause_code: 0,
             },
-            ..
-        }
-    ) || matches!(
-        e,
-        CtrlEvent::CallCleared { .. }
-    )));
+        })
+    );
+    assert_eq!(
+        pair.client
+            .ctrl_events
+            .iter()
+            .filter(|e| matches!(e, CtrlEvent::CallCleared { .. }))
+            .count(),
+        1
+    );
     assert!(pair.server.established().is_none());
     assert!(pair.client.established().is_none());
     assert_eq!(

@@ -21,14 +21,16 @@
 //! 3 deliver it, then the held one, then it again.
 #![no_main]
 
+#[path = "common/mppe_setting.rs"]
+mod mppe_setting;
+
 use libfuzzer_sys::fuzz_target;
+use mppe_setting::{START, mode_and_strength};
 use xpptp_proto::crypto::mppe::{
     DEFAULT_MAX_FORWARD, DiscardReason, MppeDecryptor, MppeEncryptor, MppeMode, Verdict,
 };
-use xpptp_proto::crypto::mppe_keys::{MppeStrength, StartKey};
 use xpptp_proto::wire::mppe::{COUNT_SPACE, coherency_count, flags};
 
-const START: StartKey = StartKey(*b"fuzz start key!!");
 const HALF: i64 = COUNT_SPACE as i64 / 2;
 
 #[derive(Clone)]
@@ -120,16 +122,7 @@ fuzz_target!(|input: &[u8]| {
     let Some((&control, mut records)) = input.split_first() else {
         return;
     };
-    let mode = [
-        MppeMode::Stateless,
-        MppeMode::Stateful,
-        MppeMode::StatefulLinux,
-    ][usize::from(control % 3)];
-    let strength = [
-        MppeStrength::Bits40,
-        MppeStrength::Bits56,
-        MppeStrength::Bits128,
-    ][usize::from(control / 3 % 3)];
+    let (mode, strength) = mode_and_strength(control);
     let mut link = Link {
         mode,
         encryptor: MppeEncryptor::new(&START, strength, mode),

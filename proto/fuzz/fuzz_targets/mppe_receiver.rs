@@ -16,15 +16,17 @@
 //! `header (2 bytes, big-endian) | length (1 byte) | payload`.
 #![no_main]
 
+#[path = "common/mppe_setting.rs"]
+mod mppe_setting;
+
 use libfuzzer_sys::fuzz_target;
+use mppe_setting::{START, mode_and_strength};
 use xpptp_proto::crypto::mppe::{
     DEFAULT_MAX_FORWARD, DiscardReason, KeyChain, MppeDecryptor, MppeMode, Verdict,
     stateless_decrypt,
 };
-use xpptp_proto::crypto::mppe_keys::{MppeStrength, StartKey};
 use xpptp_proto::wire::mppe::{COHERENCY_MASK, COUNT_SPACE, coherency_count, flags};
 
-const START: StartKey = StartKey(*b"fuzz start key!!");
 /// Half the coherency count space: counts this far ahead are behind.
 const HALF: u16 = COUNT_SPACE / 2;
 
@@ -32,16 +34,7 @@ fuzz_target!(|input: &[u8]| {
     let [control, forward, ref records @ ..] = *input else {
         return;
     };
-    let mode = [
-        MppeMode::Stateless,
-        MppeMode::Stateful,
-        MppeMode::StatefulLinux,
-    ][usize::from(control % 3)];
-    let strength = [
-        MppeStrength::Bits40,
-        MppeStrength::Bits56,
-        MppeStrength::Bits128,
-    ][usize::from(control / 3 % 3)];
+    let (mode, strength) = mode_and_strength(control);
     let max_forward = if control & 0x80 != 0 {
         u16::from(forward) * 8
     } else {

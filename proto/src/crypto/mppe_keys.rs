@@ -370,20 +370,20 @@ mod test {
 
     #[test]
     fn real_session_keys() {
+        use crate::testing::reference::mschap::{
+            KEY_CLIENT_TO_SERVER as C2S, KEY_SERVER_TO_CLIENT as S2C, NT_RESPONSE, PASSWORD,
+        };
         // Debian pptp-linux/pppd client against Poptop/pppd, 128-bit stateless
         // (/work/shared/reference/pptpd-session, verify-mschapv2-mppe.txt).
-        let hh = NtHash::from_password("Pptp-Test-Pass-1").unwrap().hash();
-        let nt_response = h("b6eebe5bc033314ca1259046671922b74f3b6f5d3bb7e302");
-        let master = MasterKey::from_mschap_v2(&hh, &nt_response);
+        let hh = NtHash::from_password(PASSWORD).unwrap().hash();
+        let master = MasterKey::from_mschap_v2(&hh, &NT_RESPONSE);
         assert_eq!(master.0, h("a37a9498ee467274a0ada125b6931b26"));
         let server = SessionKeys::from_mschap_v2(&master, Role::Server);
         let client = SessionKeys::from_mschap_v2(&master, Role::Client);
-        let c2s = h("1fb317598ac50acad0542b066d046ba1");
-        let s2c = h("a3464ddfe2e8f6bfe604bf6efc4d4822");
-        assert_eq!(client.send.0, c2s);
-        assert_eq!(server.receive.0, c2s);
-        assert_eq!(server.send.0, s2c);
-        assert_eq!(client.receive.0, s2c);
+        assert_eq!(client.send.0, C2S);
+        assert_eq!(server.receive.0, C2S);
+        assert_eq!(server.send.0, S2C);
+        assert_eq!(client.receive.0, S2C);
     }
 
     #[test]

@@ -25,6 +25,8 @@ use des::cipher::{BlockCipherEncrypt, KeyInit};
 use md4::{Digest, Md4};
 use sha1::Sha1;
 
+use crate::wire::chap::MsChapV2Success;
+
 /// RFC 2759 section 4 and RFC 2433 section 4: a password is "0 to (theoretically) 256
 /// case-sensitive Unicode characters". We count UTF-16 code units, as Windows does (a
 /// character outside the BMP counts twice), and refuse longer passwords instead of silently
@@ -298,37 +300,20 @@ pub fn generate_nt_response(
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct AuthenticatorResponse(pub [u8; 20]);
 
-/// Length of the `S=<40 hex digits>` text form.
-pub const AUTHENTICATOR_RESPONSE_TEXT_LEN: usize = 42;
+pub use crate::wire::chap::AUTHENTICATOR_RESPONSE_TEXT_LEN;
 
 impl AuthenticatorResponse {
     /// The `S=` text form the authenticator puts at the start of the Success message.
     pub fn to_text(&self) -> [u8; AUTHENTICATOR_RESPONSE_TEXT_LEN] {
-        const HEX: &[u8; 16] = b"0123456789ABCDEF";
-        let mut out = [0u8; AUTHENTICATOR_RESPONSE_TEXT_LEN];
-        out[0] = b'S';
-        out[1] = b'=';
-        for (pair, byte) in out[2..].chunks_exact_mut(2).zip(self.0) {
-            pair[0] = HEX[usize::from(byte >> 4)];
-            pair[1] = HEX[usize::from(byte & 0x0f)];
-        }
-        out
+        MsChapV2Success::authenticator_response_text(&self.0)
     }
 
     /// Reads the `S=` value at the start of a Success message (RFC 2759 section 5:
     /// `S=<auth_string> M=<message>`). Hex digits of either case are accepted. `None` if the
     /// message does not start with `S=` and 40 hex digits.
     pub fn from_message(message: &[u8]) -> Option<AuthenticatorResponse> {
-        let text = message.get(..AUTHENTICATOR_RESPONSE_TEXT_LEN)?;
-        let (prefix, digits) = text.split_at(2);
-        if prefix != b"S=" {
-            return None;
-        }
-        let mut out = [0u8; 20];
-        for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-            *byte = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
-        }
-        Some(AuthenticatorResponse(out))
+        let (response, _) = MsChapV2Success::parse_authenticator_response(message).ok()?;
+        Some(AuthenticatorResponse(response))
     }
 
     /// Client side of mutual authentication: does the server's Success message carry this
@@ -348,15 +333,6 @@ impl fmt::Debug for AuthenticatorResponse {
         let text = self.to_text();
         let s = core::str::from_utf8(&text).map_err(|_| fmt::Error)?;
         write!(f, "AuthenticatorResponse({s})")
-    }
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 
@@ -630,32 +606,30 @@ mod test {
 
     #[test]
     fn v2_real_session() {
-        // From /work/shared/reference/pptpd-session (Debian pptp-linux/pppd client against
-        // Poptop/pppd), verify-mschapv2-mppe.txt.
-        let auth_ch = h("f7967aa886af0bca41d008b417b730ad");
-        let peer_ch = h("0d8c807f9fee230de78afc5f0c42c52b");
+        use crate::testing::reference::chap::SUCCESS_MESSAGE;
+        use crate::testing::reference::mschap::{
+            AUTHENTICATOR_CHALLENGE, NT_RESPONSE, PASSWORD, PEER_CHALLENGE, USER,
+        };
         let client =
-            v2_client_response(b"pptpuser", "Pptp-Test-Pass-1", &auth_ch, &peer_ch).unwrap();
-        assert_eq!(
-            client.nt_response,
-            h("b6eebe5bc033314ca1259046671922b74f3b6f5d3bb7e302")
-        );
+            v2_client_response(USER, PASSWORD, &AUTHENTICATOR_CHALLENGE, &PEER_CHALLENGE).unwrap();
+        assert_eq!(client.nt_response, NT_RESPONSE);
+        // What Poptop sent in its Success, before " M=".
         assert_eq!(
             &client.expected_authenticator_response.to_text(),
-            b"S=4352B5A132FAD7E810F692128124C8A10A860CC9"
+            &SUCCESS_MESSAGE[..42]
         );
         let server = v2_server_verify(
-            b"pptpuser",
-            Secret::Password("Pptp-Test-Pass-1"),
-            &auth_ch,
-            &peer_ch,
+            USER,
+            Secret::Password(PASSWORD),
+            &AUTHENTICATOR_CHALLENGE,
+            &PEER_CHALLENGE,
             &client.nt_response,
         )
         .unwrap();
         assert!(
             client
                 .expected_authenticator_response
-                .verify_message(b"S=4352B5A132FAD7E810F692128124C8A10A860CC9 M=Access granted")
+                .verify_message(SUCCESS_MESSAGE)
         );
         assert_eq!(
             server.authenticator_response,

@@ -571,12 +571,8 @@ mod test {
     use crate::ppp::ipcp::testing::{From, Pair};
     use crate::wire::cp::ConfigPacketWriter;
 
-    // CCP packets of the reference session (Debian pptp-linux/pppd client, Poptop/pppd
-    // server, both `require-mppe-128`), from the PPP protocol field on; the same literals as
-    // wire::ccp's tests. Both sides send ConfReq id=0x1 <mppe +H -M +S -L -D -C> and Ack
-    // the other's.
-    static CONFREQ_MPPE: [u8; 10] = [0x01, 0x01, 0x00, 0x0a, 0x12, 0x06, 0x01, 0x00, 0x00, 0x40];
-    static CONFACK_MPPE: [u8; 10] = [0x02, 0x01, 0x00, 0x0a, 0x12, 0x06, 0x01, 0x00, 0x00, 0x40];
+    // The reference capture's CCP packets (both sides `require-mppe-128`).
+    use crate::testing::reference::ccp::{CONFACK_MPPE, CONFREQ_MPPE};
 
     const STATELESS_128: MppeDirection = MppeDirection {
         strength: MppeStrength::Bits128,

@@ -1487,6 +1487,15 @@ Events| Req-Sent  Ack-Rcvd  Ack-Sent    Opened
         (packets, events)
     }
 
+    /// Opened and Up at `now`, its first Configure-Request sent (and drained).
+    fn req_sent(now: Instant) -> Fsm<OneOption> {
+        let mut fsm = Fsm::new(OneOption::new(5, 7), FsmConfig::default());
+        fsm.open(now);
+        fsm.up(now);
+        drain(&mut fsm);
+        fsm
+    }
+
     fn base() -> Instant {
         Instant::now()
     }
@@ -1534,10 +1543,7 @@ Events| Req-Sent  Ack-Rcvd  Ack-Sent    Opened
     #[test]
     fn stale_or_altered_replies_are_discarded() {
         let t0 = base();
-        let mut fsm = Fsm::new(OneOption::new(5, 7), FsmConfig::default());
-        fsm.open(t0);
-        fsm.up(t0);
-        drain(&mut fsm);
+        let mut fsm = req_sent(t0);
         // Wrong identifier.
         fsm.handle_packet(t0, &[2, 9, 0, 7, 1, 3, 5]);
         // Right identifier, other options than we sent.
@@ -1556,10 +1562,7 @@ Events| Req-Sent  Ack-Rcvd  Ack-Sent    Opened
     #[test]
     fn nak_becomes_reject_after_max_failure() {
         let t0 = base();
-        let mut fsm = Fsm::new(OneOption::new(5, 7), FsmConfig::default());
-        fsm.open(t0);
-        fsm.up(t0);
-        drain(&mut fsm);
+        let mut fsm = req_sent(t0);
         for id in 0..5u8 {
             fsm.handle_packet(t0, &[1, id, 0, 7, 1, 3, 8]);
             assert_eq!(drain(&mut fsm).0, [vec![3, id, 0, 7, 1, 3, 7]], "Nak {id}");
@@ -1576,10 +1579,7 @@ Events| Req-Sent  Ack-Rcvd  Ack-Sent    Opened
     #[test]
     fn unknown_code_is_code_rejected_within_peer_mru() {
         let t0 = base();
-        let mut fsm = Fsm::new(OneOption::new(5, 7), FsmConfig::default());
-        fsm.open(t0);
-        fsm.up(t0);
-        drain(&mut fsm);
+        let mut fsm = req_sent(t0);
         fsm.set_peer_mru(64);
         let mut packet = vec![0x20, 0x33, 0, 100];
         packet.resize(100, 0xab);

@@ -697,27 +697,11 @@ mod test {
     use crate::ppp::fsm::{Event, Fsm, FsmConfig, State};
     use crate::wire::cp::{Code, ConfigPacketWriter};
 
-    // IPCP packets of the reference session (Debian pptp-linux/pppd client, Poptop/pppd
-    // server), from the PPP protocol field on; the same literals as wire::ipcp's tests.
-    // Client: ConfReq id=0x1 <compress VJ 0f 01> <addr 0.0.0.0>.
-    static CLIENT_CONFREQ_1: [u8; 16] = [
-        0x01, 0x01, 0x00, 0x10, 0x02, 0x06, 0x00, 0x2d, 0x0f, 0x01, 0x03, 0x06, 0x00, 0x00, 0x00,
-        0x00,
-    ];
-    // Server: ConfReq id=0x1 <addr 192.168.77.1>.
-    static SERVER_CONFREQ: [u8; 10] = [0x01, 0x01, 0x00, 0x0a, 0x03, 0x06, 192, 168, 77, 1];
-    // Client: ConfAck id=0x1 <addr 192.168.77.1>.
-    static CLIENT_CONFACK: [u8; 10] = [0x02, 0x01, 0x00, 0x0a, 0x03, 0x06, 192, 168, 77, 1];
-    // Server: ConfRej id=0x1 <compress VJ 0f 01>.
-    static SERVER_CONFREJ: [u8; 10] = [0x04, 0x01, 0x00, 0x0a, 0x02, 0x06, 0x00, 0x2d, 0x0f, 0x01];
-    // Client: ConfReq id=0x2 <addr 0.0.0.0>.
-    static CLIENT_CONFREQ_2: [u8; 10] = [0x01, 0x02, 0x00, 0x0a, 0x03, 0x06, 0, 0, 0, 0];
-    // Server: ConfNak id=0x2 <addr 192.168.77.10>.
-    static SERVER_CONFNAK: [u8; 10] = [0x03, 0x02, 0x00, 0x0a, 0x03, 0x06, 192, 168, 77, 10];
-    // Client: ConfReq id=0x3 <addr 192.168.77.10>.
-    static CLIENT_CONFREQ_3: [u8; 10] = [0x01, 0x03, 0x00, 0x0a, 0x03, 0x06, 192, 168, 77, 10];
-    // Server: ConfAck id=0x3 <addr 192.168.77.10>.
-    static SERVER_CONFACK: [u8; 10] = [0x02, 0x03, 0x00, 0x0a, 0x03, 0x06, 192, 168, 77, 10];
+    // The reference capture's IPCP packets (Debian pptp-linux/pppd client, Poptop/pppd server).
+    use crate::testing::reference::ipcp::{
+        CLIENT_CONFACK, CLIENT_CONFREQ_1, CLIENT_CONFREQ_2, CLIENT_CONFREQ_3, SERVER_CONFACK,
+        SERVER_CONFNAK, SERVER_CONFREJ, SERVER_CONFREQ,
+    };
 
     const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
     const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 10);

@@ -616,10 +616,10 @@ impl Lcp {
 
     /// The earliest of the restart timer and the keepalive.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.fsm.poll_timeout(), self.echo_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.fsm.poll_timeout(), self.echo_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Acts on whatever is due at `now`.
@@ -716,44 +716,11 @@ impl fmt::Display for LcpNegotiated {
 mod test {
     use super::*;
 
-    // LCP packets of the reference capture (Debian pptp-linux/pppd client talking to
-    // Poptop/pppd), the same bytes as the literals of wire/lcp.rs's tests.
-
-    // Frame 20, client: <asyncmap 0x0> <magic 0x56139dac> <pcomp> <accomp>.
-    static CLIENT_CONFREQ: [u8; 20] = [
-        0x01, 0x01, 0x00, 0x14, 0x02, 0x06, 0x00, 0x00, 0x00, 0x00, 0x05, 0x06, 0x56, 0x13, 0x9d,
-        0xac, 0x07, 0x02, 0x08, 0x02,
-    ];
-
-    // Frame 21, server: <asyncmap 0x0> <auth chap MS-v2> <magic 0x787155cf> <pcomp> <accomp>.
-    static SERVER_CONFREQ: [u8; 25] = [
-        0x01, 0x01, 0x00, 0x19, 0x02, 0x06, 0x00, 0x00, 0x00, 0x00, 0x03, 0x05, 0xc2, 0x23, 0x81,
-        0x05, 0x06, 0x78, 0x71, 0x55, 0xcf, 0x07, 0x02, 0x08, 0x02,
-    ];
-
-    // Frame 22, client acks the server's request.
-    static CLIENT_CONFACK: [u8; 25] = [
-        0x02, 0x01, 0x00, 0x19, 0x02, 0x06, 0x00, 0x00, 0x00, 0x00, 0x03, 0x05, 0xc2, 0x23, 0x81,
-        0x05, 0x06, 0x78, 0x71, 0x55, 0xcf, 0x07, 0x02, 0x08, 0x02,
-    ];
-
-    // Frame 24, client: EchoReq id=0x0 magic=0x56139dac.
-    static CLIENT_ECHO_REQUEST: [u8; 8] = [0x09, 0x00, 0x00, 0x08, 0x56, 0x13, 0x9d, 0xac];
-
-    // Frame 76, client: TermReq id=0x2 "MPPE disabled".
-    static CLIENT_TERMREQ: [u8; 17] = [
-        0x05, 0x02, 0x00, 0x11, 0x4d, 0x50, 0x50, 0x45, 0x20, 0x64, 0x69, 0x73, 0x61, 0x62, 0x6c,
-        0x65, 0x64,
-    ];
-
-    // Frame 79, server: TermAck id=0x2.
-    static SERVER_TERMACK: [u8; 4] = [0x06, 0x02, 0x00, 0x04];
-
-    // A Protocol-Reject of the client's IPV6CP Configure-Request (frame 38).
-    static PROTREJ_IPV6CP: [u8; 20] = [
-        0x08, 0x05, 0x00, 0x14, 0x80, 0x57, 0x01, 0x01, 0x00, 0x0e, 0x01, 0x0a, 0xe4, 0x95, 0x19,
-        0xb9, 0x8d, 0x6e, 0x6b, 0x22,
-    ];
+    // The reference capture's LCP packets (Debian pptp-linux/pppd client, Poptop/pppd server).
+    use crate::testing::reference::lcp::{
+        CLIENT_CONFACK, CLIENT_CONFREQ, CLIENT_ECHO_REQUEST, CLIENT_TERMREQ, PROTREJ_IPV6CP,
+        SERVER_CONFREQ, SERVER_TERMACK,
+    };
 
     fn t0() -> Instant {
         Instant::now()

@@ -1104,3 +1104,140 @@ impl Link {
         self.push_event(LinkEvent::Up(Box::new(up)));
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::ppp::auth::{Lookup, SecretRequest};
+    use crate::ppp::ipcp::FixedAddress;
+    use crate::testing::reference::lcp::{CLIENT_CONFREQ, PROTREJ_IPV6CP};
+
+    /// `ff03`, the protocol and the packet: a frame as pptp-linux sends it before ACFC/PFC.
+    fn frame(protocol: u16, packet: &[u8]) -> Vec<u8> {
+        let mut frame = vec![0xff, 0x03];
+        frame.extend_from_slice(&protocol.to_be_bytes());
+        frame.extend_from_slice(packet);
+        frame
+    }
+
+    fn drain(link: &mut Link) -> (Vec<Vec<u8>>, Vec<LinkEvent>) {
+        let frames = std::iter::from_fn(|| link.poll_transmit()).collect();
+        let events = std::iter::from_fn(|| link.poll_event()).collect();
+        (frames, events)
+    }
+
+    /// A default (Poptop) server link, opened at `now`.
+    fn server(now: Instant) -> Link {
+        let secrets = |_: &SecretRequest<'_>| Lookup::Ready(SecretAnswer::UnknownUser);
+        let mut link = Link::server(
+            ServerConfig::default(),
+            Box::new(secrets),
+            Box::new(FixedAddress(None)),
+            LinkRandom::from_seed([7; 32]),
+        );
+        link.open(now);
+        link
+    }
+
+    /// A server link whose LCP is Opened with the peer's `request` (LCP Configure-Request
+    /// packet): the server acks it, and the peer acks the server's own request.
+    fn lcp_opened_server(now: Instant, request: &[u8]) -> Link {
+        let mut link = server(now);
+        let (frames, _) = drain(&mut link);
+        let mut our_ack = frames[0].clone();
+        assert_eq!(
+            our_ack[..5],
+            [0xff, 0x03, 0xc0, 0x21, 1],
+            "our Configure-Request"
+        );
+        our_ack[4] = Code::ConfigureAck.into();
+        link.handle_frame(now, &frame(0xc021, request));
+        link.handle_frame(now, &our_ack);
+        assert_eq!(link.lcp().state(), State::Opened);
+        assert_eq!(link.phase(), Phase::Authenticate);
+        drain(&mut link);
+        link
+    }
+
+    /// pptp-linux's Configure-Request (frame 20) with an MRU option added.
+    fn confreq_with_mru(mru: u16) -> Vec<u8> {
+        let mut request = CLIENT_CONFREQ.to_vec();
+        request.extend_from_slice(&[0x01, 0x04]);
+        request.extend_from_slice(&mru.to_be_bytes());
+        let len = request.len() as u16;
+        request[2..4].copy_from_slice(&len.to_be_bytes());
+        request
+    }
+
+    #[test]
+    fn ipv6cp_is_protocol_rejected_once_lcp_is_opened() {
+        let now = Instant::now();
+        let mut link = lcp_opened_server(now, &CLIENT_CONFREQ);
+        // pptp-linux's IPV6CP Configure-Request (frame 38) is the rejected information.
+        link.handle_frame(now, &frame(0x8057, &PROTREJ_IPV6CP[6..]));
+        let (frames, events) = drain(&mut link);
+        let mut expected = PROTREJ_IPV6CP;
+        expected[1] = 1; // our first Protocol-Reject
+        assert_eq!(frames, [frame(0xc021, &expected)]);
+        assert!(events.is_empty());
+        assert_eq!(link.stats().protocol_rejects, 1);
+        assert_eq!(link.stats().unknown_dropped, 0);
+    }
+
+    #[test]
+    fn protocol_reject_is_cut_to_the_peers_mru() {
+        let now = Instant::now();
+        let mut link = lcp_opened_server(now, &confreq_with_mru(200));
+        let info: Vec<u8> = (0..=255).cycle().take(1000).collect();
+        link.handle_frame(now, &frame(0x8057, &info));
+        let (frames, _) = drain(&mut link);
+        assert_eq!(frames.len(), 1);
+        // LCP keeps ff03 and the two-octet protocol; the packet itself is the peer's MRU.
+        let packet = &frames[0][4..];
+        assert_eq!(packet.len(), 200);
+        assert_eq!(packet[..6], [8, 1, 0, 200, 0x80, 0x57]);
+        assert_eq!(packet[6..], info[..194]);
+        // The next one gets the next identifier.
+        link.handle_frame(now, &frame(0x8057, &info[..3]));
+        assert_eq!(
+            drain(&mut link).0,
+            [frame(0xc021, &[8, 2, 0, 9, 0x80, 0x57, 0, 1, 2])]
+        );
+        assert_eq!(link.stats().protocol_rejects, 2);
+    }
+
+    #[test]
+    fn unknown_protocol_before_lcp_opens_is_dropped() {
+        let now = Instant::now();
+        let mut link = server(now);
+        drain(&mut link);
+        link.handle_frame(now, &frame(0x8057, &PROTREJ_IPV6CP[6..]));
+        assert!(drain(&mut link).0.is_empty());
+        assert_eq!(link.stats().unknown_dropped, 1);
+        assert_eq!(link.stats().protocol_rejects, 0);
+    }
+
+    #[test]
+    fn data_and_ncp_frames_before_up_are_counted_and_dropped() {
+        let now = Instant::now();
+        let mut dead = Link::client(ClientConfig::default(), LinkRandom::from_seed([1; 32]));
+        dead.handle_frame(now, &frame(0x0021, &[0x45, 0, 0, 20]));
+        assert_eq!(dead.stats().out_of_phase, 1);
+        assert_eq!(dead.stats().frames_received, 0);
+
+        let mut link = lcp_opened_server(now, &CLIENT_CONFREQ);
+        let before = link.stats();
+        link.handle_frame(now, &frame(0x0021, &[0x45, 0, 0, 20])); // IPv4
+        link.handle_frame(now, &[0xfd, 0x90, 0x00, 0xdc, 0x75]); // MPPE, PFC
+        link.handle_frame(now, &frame(0x8021, &[1, 1, 0, 4])); // IPCP before Network
+        link.handle_frame(now, &[0xff]); // no protocol
+        assert_eq!(drain(&mut link), (vec![], vec![]));
+        let stats = link.stats();
+        assert_eq!(stats.data_frames - before.data_frames, 2);
+        assert_eq!(stats.out_of_phase - before.out_of_phase, 1);
+        assert_eq!(stats.malformed - before.malformed, 1);
+        assert_eq!(stats.frames_received - before.frames_received, 3);
+        assert!(!link.is_up());
+        assert_eq!(link.phase(), Phase::Authenticate);
+    }
+}

@@ -927,8 +927,7 @@ impl Connection {
 
     /// Server, [`State::WaitCtlReply`] (admission asked): answer SCCRP Success.
     pub fn accept(&mut self, _now: Instant) -> Result<(), CommandError> {
-        self.require_role(Role::Server)?;
-        self.require_state(State::WaitCtlReply)?;
+        self.require(Role::Server, State::WaitCtlReply)?;
         self.send_sccrp(StartResult::Success, ErrorCode::NoError);
         self.establish();
         Ok(())
@@ -944,8 +943,7 @@ impl Connection {
         result: StartResult,
         error: ErrorCode,
     ) -> Result<(), CommandError> {
-        self.require_role(Role::Server)?;
-        self.require_state(State::WaitCtlReply)?;
+        self.require(Role::Server, State::WaitCtlReply)?;
         self.send_sccrp(result, error);
         self.close(CloseCause::Refused { result, error });
         Ok(())
@@ -964,8 +962,7 @@ impl Connection {
         local_call_id: u16,
         recv_window: u16,
     ) -> Result<(), CommandError> {
-        self.require_role(Role::Server)?;
-        self.require_state(State::Established)?;
+        self.require(Role::Server, State::Established)?;
         if self.call(local_call_id).is_some() {
             return Err(CommandError::CallIdInUse(local_call_id));
         }
@@ -1011,8 +1008,7 @@ impl Connection {
         result: OutgoingCallResult,
         error: ErrorCode,
     ) -> Result<(), CommandError> {
-        self.require_role(Role::Server)?;
-        self.require_state(State::Established)?;
+        self.require(Role::Server, State::Established)?;
         let index = self
             .pending_server_call(peer_call_id)
             .ok_or(CommandError::UnknownCall(peer_call_id))?;
@@ -1029,8 +1025,7 @@ impl Connection {
         local_call_id: u16,
         result: DisconnectResult,
     ) -> Result<(), CommandError> {
-        self.require_role(Role::Server)?;
-        self.require_state(State::Established)?;
+        self.require(Role::Server, State::Established)?;
         let index = self
             .call_index(local_call_id)
             .ok_or(CommandError::UnknownCall(local_call_id))?;
@@ -1054,8 +1049,7 @@ impl Connection {
         local_call_id: u16,
         params: OutgoingCallParams,
     ) -> Result<(), CommandError> {
-        self.require_role(Role::Client)?;
-        self.require_state(State::Established)?;
+        self.require(Role::Client, State::Established)?;
         if self.call(local_call_id).is_some() {
             return Err(CommandError::CallIdInUse(local_call_id));
         }
@@ -1098,8 +1092,7 @@ impl Connection {
     /// right after its CCRQ; a caller that wants that can call [`Self::stop`] or just drop
     /// the connection.
     pub fn clear_call(&mut self, now: Instant, local_call_id: u16) -> Result<(), CommandError> {
-        self.require_role(Role::Client)?;
-        self.require_state(State::Established)?;
+        self.require(Role::Client, State::Established)?;
         let index = self
             .call_index(local_call_id)
             .ok_or(CommandError::UnknownCall(local_call_id))?;
@@ -1164,12 +1157,12 @@ impl Connection {
 
     // -------------------------------------------------------------- internals
 
-    fn require_role(&self, role: Role) -> Result<(), CommandError> {
-        if self.role == role {
-            Ok(())
-        } else {
-            Err(CommandError::WrongRole(self.role))
+    /// A command's precondition: our role, then the connection's state.
+    fn require(&self, role: Role, state: State) -> Result<(), CommandError> {
+        if self.role != role {
+            return Err(CommandError::WrongRole(self.role));
         }
+        self.require_state(state)
     }
 
     fn require_state(&self, state: State) -> Result<(), CommandError> {

@@ -1279,34 +1279,12 @@ mod test {
 
     // ---- GreChannel: byte-exact output ----
 
-    // Reference capture (Debian pptp-linux client, Poptop server), frame 25: Poptop's LCP
-    // Echo-Request, seq 2 with ack 3 piggybacked, to call ID 0x73ad.
-    static SERVER_DATA_ACK: [u8; 26] = [
-        0x30, 0x81, 0x88, 0x0b, 0x00, 0x0a, 0x73, 0xad, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00,
-        0x03, 0xc0, 0x21, 0x09, 0x00, 0x00, 0x08, 0x78, 0x71, 0x55, 0xcf,
-    ];
-
-    // Reference capture frame 28: Poptop's LCP Echo-Reply, seq 4, no ack (none owed).
-    static SERVER_DATA: [u8; 22] = [
-        0x30, 0x01, 0x88, 0x0b, 0x00, 0x0a, 0x73, 0xad, 0x00, 0x00, 0x00, 0x04, 0xc0, 0x21, 0x0a,
-        0x00, 0x00, 0x08, 0x78, 0x71, 0x55, 0xcf,
-    ];
-
-    // Reference capture frame 67: Poptop's pure ack of the client's seq 20 (0x14).
-    static SERVER_PURE_ACK: [u8; 12] = [
-        0x30 & 0x20,
-        0x81,
-        0x88,
-        0x0b,
-        0x00,
-        0x00,
-        0x73,
-        0xad,
-        0x00,
-        0x00,
-        0x00,
-        0x14,
-    ];
+    // From the reference capture (Debian pptp-linux client, Poptop server): Poptop's LCP
+    // Echo-Request with an ack piggybacked (frame 25), its Echo-Reply with no ack owed
+    // (frame 28) and a pure ack (frame 67).
+    use crate::testing::reference::gre::{
+        SERVER_ECHO_REPLY as SERVER_DATA, SERVER_ECHO_REQUEST as SERVER_DATA_ACK, SERVER_PURE_ACK,
+    };
 
     #[test]
     fn encapsulate_with_piggybacked_ack() {

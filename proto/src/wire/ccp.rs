@@ -479,12 +479,8 @@ mod test {
     use crate::wire::cp::ConfigPacketWriter;
     use proptest::prelude::*;
 
-    // Frame 32 of the reference capture (Debian pptp-linux/pppd client; the Poptop server's
-    // frame 33 is identical), GRE payload after ff03 80fd:
-    // CCP ConfReq id=0x1 <mppe +H -M +S -L -D -C>.
-    static CONFREQ_MPPE: [u8; 10] = [0x01, 0x01, 0x00, 0x0a, 0x12, 0x06, 0x01, 0x00, 0x00, 0x40];
-    // Frame 34: the ConfAck of it.
-    static CONFACK_MPPE: [u8; 10] = [0x02, 0x01, 0x00, 0x0a, 0x12, 0x06, 0x01, 0x00, 0x00, 0x40];
+    // The reference capture's CCP packets (Debian pptp-linux/pppd client, Poptop/pppd server).
+    use crate::testing::reference::ccp::{CONFACK_MPPE, CONFREQ_MPPE};
 
     fn parse(bytes: &[u8]) -> Result<Repr<'_>> {
         Repr::parse(&CpPacket::new_checked(bytes)?)

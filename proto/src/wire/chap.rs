@@ -608,7 +608,14 @@ impl<'a> MsChapV2ChangePassword<'a> {
 
 // ---- MS-CHAP message text ----------------------------------------------------------------
 
-const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+/// An octet as two uppercase hex digits, as MS-CHAP messages write them.
+fn hex_upper(byte: u8) -> [u8; 2] {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    [
+        DIGITS[usize::from(byte >> 4)],
+        DIGITS[usize::from(byte & 0x0f)],
+    ]
+}
 
 fn hex_value(c: u8) -> Option<u8> {
     match c {
@@ -681,13 +688,7 @@ impl<'b> TextWriter<'b> {
     }
 
     fn put_hex(&mut self, bytes: &[u8]) -> Result<()> {
-        for &b in bytes {
-            self.put(&[
-                HEX_UPPER[usize::from(b >> 4)],
-                HEX_UPPER[usize::from(b & 0x0f)],
-            ])?;
-        }
-        Ok(())
+        bytes.iter().try_for_each(|&b| self.put(&hex_upper(b)))
     }
 
     fn put_decimal(&mut self, value: u32) -> Result<()> {
@@ -706,6 +707,10 @@ impl<'b> TextWriter<'b> {
         self.put(&digits[at..])
     }
 }
+
+/// Length of `S=` and 40 hex digits, the authenticator response an MS-CHAPv2 Success
+/// message starts with.
+pub const AUTHENTICATOR_RESPONSE_TEXT_LEN: usize = 42;
 
 /// The Message of an MS-CHAPv2 Success packet (RFC 2759 section 5):
 /// `S=<40 hex digits> M=<text>`.
@@ -727,15 +732,7 @@ impl<'a> MsChapV2Success<'a> {
     /// right after the hex without the space, as pppd does. Anything else after the hex is
     /// [`Error::Malformed`].
     pub fn parse(text: &'a [u8]) -> Result<Self> {
-        let rest = text
-            .strip_prefix(b"S=")
-            .ok_or(Error::Malformed("ms-chapv2 success: no S="))?;
-        let hex = rest
-            .get(..40)
-            .ok_or(Error::Malformed("ms-chapv2 success: short S="))?;
-        let authenticator_response =
-            parse_hex(hex).ok_or(Error::Malformed("ms-chapv2 success: bad S= hex"))?;
-        let rest = rest.get(40..).unwrap_or(&[]);
+        let (authenticator_response, rest) = Self::parse_authenticator_response(text)?;
         let message = if rest.is_empty() {
             None
         } else if let Some(m) = rest.strip_prefix(b" M=") {
@@ -751,9 +748,38 @@ impl<'a> MsChapV2Success<'a> {
         })
     }
 
+    /// Reads only the `S=<40 hex digits>` the text starts with (either case), returning the
+    /// authenticator response and the rest of the text, unchecked. Enough for a peer to
+    /// verify the server; [`parse`](Self::parse) also checks the rest.
+    pub fn parse_authenticator_response(text: &'a [u8]) -> Result<([u8; 20], &'a [u8])> {
+        let rest = text
+            .strip_prefix(b"S=")
+            .ok_or(Error::Malformed("ms-chapv2 success: no S="))?;
+        let hex = rest
+            .get(..40)
+            .ok_or(Error::Malformed("ms-chapv2 success: short S="))?;
+        let authenticator_response =
+            parse_hex(hex).ok_or(Error::Malformed("ms-chapv2 success: bad S= hex"))?;
+        Ok((authenticator_response, rest.get(40..).unwrap_or(&[])))
+    }
+
+    /// `S=` and the authenticator response as 40 uppercase hex digits: the start of what
+    /// [`emit`](Self::emit) writes.
+    pub fn authenticator_response_text(
+        authenticator_response: &[u8; 20],
+    ) -> [u8; AUTHENTICATOR_RESPONSE_TEXT_LEN] {
+        let mut out = [0u8; AUTHENTICATOR_RESPONSE_TEXT_LEN];
+        out[0] = b'S';
+        out[1] = b'=';
+        for (pair, &byte) in out[2..].chunks_exact_mut(2).zip(authenticator_response) {
+            pair.copy_from_slice(&hex_upper(byte));
+        }
+        out
+    }
+
     /// Octets [`emit`](Self::emit) writes.
     pub fn buffer_len(&self) -> usize {
-        2 + 40 + self.message.map_or(0, |m| 3 + m.len())
+        AUTHENTICATOR_RESPONSE_TEXT_LEN + self.message.map_or(0, |m| 3 + m.len())
     }
 
     /// Writes `S=<40 uppercase hex> M=<text>` (no ` M=` if `message` is `None`) into the
@@ -763,8 +789,9 @@ impl<'a> MsChapV2Success<'a> {
             return Err(Error::BufferTooSmall);
         }
         let mut w = TextWriter::new(buf);
-        w.put(b"S=")?;
-        w.put_hex(&self.authenticator_response)?;
+        w.put(&Self::authenticator_response_text(
+            &self.authenticator_response,
+        ))?;
         if let Some(message) = self.message {
             w.put(b" M=")?;
             w.put(message)?;
@@ -925,52 +952,19 @@ mod test {
     use super::*;
     use proptest::prelude::*;
 
-    // The next three packets are from the reference capture (Debian Poptop pptpd + pppd
-    // 2.4.9 server, Debian pptp-linux + pppd client), PPP protocol 0xC223, MS-CHAPv2.
-
-    /// Server's Challenge: Identifier 0xfe, 16-octet Authenticator Challenge, Name "pptpd".
-    static CHALLENGE_BYTES: [u8; 26] = [
-        0x01, 0xfe, 0x00, 0x1a, 0x10, 0xf7, 0x96, 0x7a, 0xa8, 0x86, 0xaf, 0x0b, 0xca, 0x41, 0xd0,
-        0x08, 0xb4, 0x17, 0xb7, 0x30, 0xad, 0x70, 0x70, 0x74, 0x70, 0x64,
-    ];
-
-    /// Client's Response: 49-octet MS-CHAPv2 value, Name "pptpuser".
-    static RESPONSE_BYTES: [u8; 62] = [
-        0x02, 0xfe, 0x00, 0x3e, 0x31, // header, Value-Size 49
-        0x0d, 0x8c, 0x80, 0x7f, 0x9f, 0xee, 0x23, 0x0d, 0xe7, 0x8a, 0xfc, 0x5f, 0x0c, 0x42, 0xc5,
-        0x2b, // Peer-Challenge
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // Reserved
-        0xb6, 0xee, 0xbe, 0x5b, 0xc0, 0x33, 0x31, 0x4c, 0xa1, 0x25, 0x90, 0x46, 0x67, 0x19, 0x22,
-        0xb7, 0x4f, 0x3b, 0x6f, 0x5d, 0x3b, 0xb7, 0xe3, 0x02, // NT-Response
-        0x00, // Flags
-        0x70, 0x70, 0x74, 0x70, 0x75, 0x73, 0x65, 0x72, // "pptpuser"
-    ];
-
-    /// Server's Success (Length 0x3f).
-    static SUCCESS_HEADER: [u8; 4] = [0x03, 0xfe, 0x00, 0x3f];
-    static SUCCESS_TEXT: &[u8] = b"S=4352B5A132FAD7E810F692128124C8A10A860CC9 M=Access granted";
-
-    const AUTHENTICATOR_CHALLENGE: [u8; 16] = [
-        0xf7, 0x96, 0x7a, 0xa8, 0x86, 0xaf, 0x0b, 0xca, 0x41, 0xd0, 0x08, 0xb4, 0x17, 0xb7, 0x30,
-        0xad,
-    ];
-    const PEER_CHALLENGE: [u8; 16] = [
-        0x0d, 0x8c, 0x80, 0x7f, 0x9f, 0xee, 0x23, 0x0d, 0xe7, 0x8a, 0xfc, 0x5f, 0x0c, 0x42, 0xc5,
-        0x2b,
-    ];
-    const NT_RESPONSE: [u8; 24] = [
-        0xb6, 0xee, 0xbe, 0x5b, 0xc0, 0x33, 0x31, 0x4c, 0xa1, 0x25, 0x90, 0x46, 0x67, 0x19, 0x22,
-        0xb7, 0x4f, 0x3b, 0x6f, 0x5d, 0x3b, 0xb7, 0xe3, 0x02,
-    ];
-    const AUTHENTICATOR_RESPONSE: [u8; 20] = [
-        0x43, 0x52, 0xb5, 0xa1, 0x32, 0xfa, 0xd7, 0xe8, 0x10, 0xf6, 0x92, 0x12, 0x81, 0x24, 0xc8,
-        0xa1, 0x0a, 0x86, 0x0c, 0xc9,
-    ];
+    // The reference capture's MS-CHAPv2 exchange (Debian Poptop pptpd + pppd 2.4.9 server,
+    // Debian pptp-linux + pppd client): Challenge (Name "pptpd"), Response (Name "pptpuser")
+    // and Success, and the values inside them.
+    use crate::testing::reference::chap::{
+        CHALLENGE as CHALLENGE_BYTES, RESPONSE as RESPONSE_BYTES, SUCCESS,
+        SUCCESS_MESSAGE as SUCCESS_TEXT,
+    };
+    use crate::testing::reference::mschap::{
+        AUTHENTICATOR_CHALLENGE, AUTHENTICATOR_RESPONSE, NT_RESPONSE, PEER_CHALLENGE,
+    };
 
     fn success_bytes() -> Vec<u8> {
-        let mut bytes = SUCCESS_HEADER.to_vec();
-        bytes.extend_from_slice(SUCCESS_TEXT);
-        bytes
+        SUCCESS.to_vec()
     }
 
     #[test]
@@ -1015,6 +1009,29 @@ mod test {
         let success = MsChapV2Success::parse(packet.message()).unwrap();
         assert_eq!(success.authenticator_response, AUTHENTICATOR_RESPONSE);
         assert_eq!(success.message, Some(&b"Access granted"[..]));
+    }
+
+    #[test]
+    fn authenticator_response_alone() {
+        let parsed = MsChapV2Success::parse_authenticator_response(SUCCESS_TEXT);
+        assert_eq!(
+            parsed,
+            Ok((AUTHENTICATOR_RESPONSE, &b" M=Access granted"[..]))
+        );
+        // Unlike parse, what follows the hex is left to the caller.
+        let mut odd = SUCCESS_TEXT[..42].to_vec();
+        odd.push(b'X');
+        let parsed = MsChapV2Success::parse_authenticator_response(&odd);
+        assert_eq!(parsed, Ok((AUTHENTICATOR_RESPONSE, &b"X"[..])));
+        assert!(MsChapV2Success::parse(&odd).is_err());
+        assert_eq!(
+            MsChapV2Success::parse_authenticator_response(&SUCCESS_TEXT[..41]),
+            Err(Error::Malformed("ms-chapv2 success: short S="))
+        );
+        assert_eq!(
+            MsChapV2Success::authenticator_response_text(&AUTHENTICATOR_RESPONSE),
+            SUCCESS_TEXT[..42]
+        );
     }
 
     #[test]

@@ -850,18 +850,12 @@ mod test {
     use super::*;
     use proptest::prelude::*;
 
-    // IPCP Configure-Request from the Debian pptp-linux/pppd client in the reference capture
-    // (frame 36): <compress VJ 0f 01> <addr 0.0.0.0>.
-    static IPCP_CONFREQ: [u8; 16] = [
-        0x01, 0x01, 0x00, 0x10, 0x02, 0x06, 0x00, 0x2d, 0x0f, 0x01, 0x03, 0x06, 0x00, 0x00, 0x00,
-        0x00,
-    ];
-
-    // LCP Terminate-Request "MPPE disabled" from the same client (frame 76).
-    static LCP_TERMREQ: [u8; 17] = [
-        0x05, 0x02, 0x00, 0x11, b'M', b'P', b'P', b'E', b' ', b'd', b'i', b's', b'a', b'b', b'l',
-        b'e', b'd',
-    ];
+    // The reference capture's client IPCP Configure-Request (frame 36) and LCP
+    // Terminate-Request "MPPE disabled" (frame 76).
+    use crate::testing::reference::ipcp::{
+        CLIENT_CONFREQ_1 as IPCP_CONFREQ, SERVER_CONFREJ as IPCP_CONFREJ,
+    };
+    use crate::testing::reference::lcp::CLIENT_TERMREQ as LCP_TERMREQ;
 
     #[test]
     fn code_numbers() {
@@ -1101,10 +1095,7 @@ mod test {
         w.push(&request.options().next().unwrap().unwrap()).unwrap();
         assert_eq!(w.push_raw(3, &[0, 0, 0, 0]), Err(Error::BufferTooSmall));
         assert_eq!(w.finish(), 10);
-        assert_eq!(
-            buf,
-            [0x04, 0x01, 0x00, 0x0a, 0x02, 0x06, 0x00, 0x2d, 0x0f, 0x01]
-        );
+        assert_eq!(buf, IPCP_CONFREJ);
 
         let mut tiny = [0u8; 3];
         assert_eq!(

@@ -235,24 +235,11 @@ mod test {
     use crate::wire::cp::{Code, ConfigPacketWriter, CpPacket};
     use proptest::prelude::*;
 
-    // IPCP frames from the reference capture of Debian pptp-linux/pppd (client) and
-    // Poptop/pppd (server), GRE payload after ff03 8021.
-
-    // Frame 36, client: ConfReq id=0x1 <compress VJ 0f 01> <addr 0.0.0.0>.
-    static CLIENT_CONFREQ_1: [u8; 16] = [
-        0x01, 0x01, 0x00, 0x10, 0x02, 0x06, 0x00, 0x2d, 0x0f, 0x01, 0x03, 0x06, 0x00, 0x00, 0x00,
-        0x00,
-    ];
-    // Frame 37, server: ConfReq id=0x1 <addr 192.168.77.1>.
-    static SERVER_CONFREQ: [u8; 10] = [0x01, 0x01, 0x00, 0x0a, 0x03, 0x06, 192, 168, 77, 1];
-    // Frame 41, server: ConfRej id=0x1 <compress VJ 0f 01>.
-    static SERVER_CONFREJ: [u8; 10] = [0x04, 0x01, 0x00, 0x0a, 0x02, 0x06, 0x00, 0x2d, 0x0f, 0x01];
-    // Frame 45, client: ConfReq id=0x2 <addr 0.0.0.0>.
-    static CLIENT_CONFREQ_2: [u8; 10] = [0x01, 0x02, 0x00, 0x0a, 0x03, 0x06, 0, 0, 0, 0];
-    // Frame 48, server: ConfNak id=0x2 <addr 192.168.77.10>.
-    static SERVER_CONFNAK: [u8; 10] = [0x03, 0x02, 0x00, 0x0a, 0x03, 0x06, 192, 168, 77, 10];
-    // Frame 50, server: ConfAck id=0x3 <addr 192.168.77.10>.
-    static SERVER_CONFACK: [u8; 10] = [0x02, 0x03, 0x00, 0x0a, 0x03, 0x06, 192, 168, 77, 10];
+    // The reference capture's IPCP packets (Debian pptp-linux/pppd client, Poptop/pppd server).
+    use crate::testing::reference::ipcp::{
+        CLIENT_CONFREQ_1, CLIENT_CONFREQ_2, SERVER_CONFACK, SERVER_CONFNAK, SERVER_CONFREJ,
+        SERVER_CONFREQ,
+    };
 
     fn parse(bytes: &[u8]) -> Repr<'_> {
         Repr::parse(&CpPacket::new_checked(bytes).unwrap()).unwrap()

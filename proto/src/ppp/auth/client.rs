@@ -4,8 +4,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::{
-    Event, FailureCause, Method, Nonces, Outputs, Password, Stats, Transmit, chap_md5_response,
-    emit_chap, emit_pap,
+    Event, FailureCause, Method, Nonces, Outputs, Password, Restart, Stats, Transmit,
+    chap_md5_response, emit_chap, emit_pap, restart_timer,
 };
 use crate::crypto::mppe_keys::{MasterKey, Role, SessionKeys};
 use crate::crypto::mschap::{self, AuthenticatorResponse, NtHash};
@@ -222,10 +222,7 @@ impl Client {
             State::Sent { retransmit_at, .. } => retransmit_at,
             _ => None,
         };
-        match (self.deadline, retransmit) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.deadline, retransmit].into_iter().flatten().min()
     }
 
     /// Retransmits our Response or Request, or fails on the overall timeout or after the
@@ -235,24 +232,20 @@ impl Client {
             self.fail(FailureCause::Timeout);
             return;
         }
-        let restart = self.config.restart_interval;
-        let max = self.config.max_transmits;
         let protocol = self.method.protocol();
         let mut exhausted = false;
         if let State::Sent {
-            retransmit_at: Some(at),
+            retransmit_at,
             transmits,
             packet,
             ..
         } = &mut self.state
-            && now >= *at
         {
-            if *transmits >= max {
-                exhausted = true;
-            } else {
-                *transmits = transmits.saturating_add(1);
-                *at = now.checked_add(restart).unwrap_or(now);
-                self.outputs.transmit(protocol, packet.clone());
+            let (interval, max) = (self.config.restart_interval, self.config.max_transmits);
+            match restart_timer(retransmit_at, transmits, now, interval, max) {
+                Restart::Wait => {}
+                Restart::Resend => self.outputs.transmit(protocol, packet.clone()),
+                Restart::Exhausted => exhausted = true,
             }
         }
         if exhausted {

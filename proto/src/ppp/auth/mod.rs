@@ -29,6 +29,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use sha1::{Digest, Sha1};
 
@@ -393,6 +394,37 @@ impl Outputs {
     fn ignore(&mut self) {
         self.stats.ignored_packets = self.stats.ignored_packets.saturating_add(1);
     }
+}
+
+/// What the restart timer on our last packet asks for (the Challenge, RFC 1994 section 4.1;
+/// the Response or PAP Authenticate-Request, RFC 1334 section 2.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Restart {
+    /// Not due (or not running).
+    Wait,
+    /// Send the packet again: counted, and the timer rearmed `interval` from now.
+    Resend,
+    /// `max` transmissions went out unanswered: give up.
+    Exhausted,
+}
+
+/// Runs the restart timer `at` at `now`, counting `transmits` against `max`.
+fn restart_timer(
+    at: &mut Option<Instant>,
+    transmits: &mut u32,
+    now: Instant,
+    interval: Duration,
+    max: u32,
+) -> Restart {
+    if !at.is_some_and(|at| now >= at) {
+        return Restart::Wait;
+    }
+    if *transmits >= max {
+        return Restart::Exhausted;
+    }
+    *transmits = transmits.saturating_add(1);
+    *at = Some(now.checked_add(interval).unwrap_or(now));
+    Restart::Resend
 }
 
 /// Emits a CHAP packet into a fresh buffer; `None` if it cannot be encoded (a value over

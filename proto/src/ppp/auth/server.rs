@@ -4,9 +4,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::{
-    Event, FailureCause, LookupId, Method, Nonces, Outputs, Proof, SecretAnswer, SecretLookup,
-    SecretRequest, Stats, StoredSecret, Transmit, challenge_len, chap_md5_response, emit_chap,
-    emit_pap,
+    Event, FailureCause, LookupId, Method, Nonces, Outputs, Proof, Restart, SecretAnswer,
+    SecretLookup, SecretRequest, Stats, StoredSecret, Transmit, challenge_len, chap_md5_response,
+    emit_chap, emit_pap, restart_timer,
 };
 use crate::crypto::mppe_keys::{MasterKey, Role, SessionKeys};
 use crate::crypto::mschap::{self, NtHash, Secret, VerifyError};
@@ -243,10 +243,7 @@ impl Server {
             State::Waiting { retransmit_at, .. } => retransmit_at,
             _ => None,
         };
-        match (self.deadline, retransmit) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.deadline, retransmit].into_iter().flatten().min()
     }
 
     /// Retransmits the Challenge, or fails on the overall timeout or after the last
@@ -260,23 +257,20 @@ impl Server {
             self.fail_silently(user, FailureCause::Timeout);
             return;
         }
-        let restart = self.config.restart_interval;
-        let max = self.config.max_challenges;
         let mut exhausted = false;
         if let State::Waiting {
-            retransmit_at: Some(at),
+            retransmit_at,
             transmits,
             ..
         } = &mut self.state
-            && now >= *at
         {
-            if *transmits >= max {
-                exhausted = true;
-            } else {
-                *transmits = transmits.saturating_add(1);
-                *at = now.checked_add(restart).unwrap_or(now);
-                self.outputs
-                    .transmit(Protocol::Chap, self.challenge_packet.clone());
+            let (interval, max) = (self.config.restart_interval, self.config.max_challenges);
+            match restart_timer(retransmit_at, transmits, now, interval, max) {
+                Restart::Wait => {}
+                Restart::Resend => self
+                    .outputs
+                    .transmit(Protocol::Chap, self.challenge_packet.clone()),
+                Restart::Exhausted => exhausted = true,
             }
         }
         if exhausted {

@@ -9,36 +9,13 @@ use super::*;
 use crate::crypto::mppe_keys::StartKey;
 use crate::wire::chap::MsChapErrorCode;
 
-const USER: &[u8] = b"pptpuser";
-const PASSWORD: &str = "Pptp-Test-Pass-1";
-
-// From the reference capture (Debian Poptop pptpd + pppd 2.4.9 server, Debian pptp-linux +
-// pppd client), PPP protocol 0xC223, MS-CHAPv2; the same bytes as wire::chap's tests.
-const REF_CHALLENGE_PACKET: &str = "01fe001a10f7967aa886af0bca41d008b417b730ad7070747064";
-const REF_RESPONSE_PACKET: &str = "02fe003e310d8c807f9fee230de78afc5f0c42c52b0000000000000000\
-                                   b6eebe5bc033314ca1259046671922b74f3b6f5d3bb7e30200\
-                                   7070747075736572";
-const REF_SUCCESS_TEXT: &[u8] = b"S=4352B5A132FAD7E810F692128124C8A10A860CC9 M=Access granted";
-const REF_AUTHENTICATOR_CHALLENGE: &str = "f7967aa886af0bca41d008b417b730ad";
-const REF_PEER_CHALLENGE: &str = "0d8c807f9fee230de78afc5f0c42c52b";
-// verify-mschapv2-mppe.txt of the reference session.
-const REF_KEY_CLIENT_TO_SERVER: &str = "1fb317598ac50acad0542b066d046ba1";
-const REF_KEY_SERVER_TO_CLIENT: &str = "a3464ddfe2e8f6bfe604bf6efc4d4822";
-
-fn h<const N: usize>(s: &str) -> [u8; N] {
-    let v = hex::decode(s.replace(' ', "")).unwrap();
-    v.try_into().unwrap()
-}
-
-fn hv(s: &str) -> Vec<u8> {
-    hex::decode(s.replace(' ', "")).unwrap()
-}
-
-fn ref_success_packet() -> Vec<u8> {
-    let mut bytes = vec![0x03, 0xfe, 0x00, 0x3f];
-    bytes.extend_from_slice(REF_SUCCESS_TEXT);
-    bytes
-}
+// The reference capture's MS-CHAPv2 exchange (Debian Poptop pptpd + pppd 2.4.9 server, Debian
+// pptp-linux + pppd client) and the values its checker computed.
+use crate::testing::reference::chap::{CHALLENGE, RESPONSE, SUCCESS};
+use crate::testing::reference::mschap::{
+    AUTHENTICATOR_CHALLENGE, AUTHENTICATOR_RESPONSE, KEY_CLIENT_TO_SERVER, KEY_SERVER_TO_CLIENT,
+    PASSWORD, PEER_CHALLENGE, USER,
+};
 
 /// A chap-secrets stand-in: one user, answering at once or later; counts lookups.
 struct Secrets {
@@ -279,20 +256,17 @@ fn test_ms_chap_v2_keys_are_asymmetric_v1_symmetric() {
 fn test_server_replays_reference_session() {
     let mut server = Server::new(server_config(), Method::MsChapV2);
     let now = Instant::now();
-    server.start(
-        now,
-        Nonces::new(0xfe, h(REF_AUTHENTICATOR_CHALLENGE), [0; 16]),
-    );
+    server.start(now, Nonces::new(0xfe, AUTHENTICATOR_CHALLENGE, [0; 16]));
     // server_sends_challenge: byte for byte what pppd sent.
     let challenge = server.poll_transmit().unwrap();
     assert_eq!(challenge.protocol, Protocol::Chap);
-    assert_eq!(challenge.packet, hv(REF_CHALLENGE_PACKET));
+    assert_eq!(challenge.packet, CHALLENGE.to_vec());
     // server_receives_response (pptp-linux's) and sends pppd's Success.
     let mut secrets = Secrets::with_password(PASSWORD);
-    let response = hv(REF_RESPONSE_PACKET);
+    let response = RESPONSE.to_vec();
     server.handle_packet(now, Protocol::Chap, &response, &mut secrets);
     let success = server.poll_transmit().unwrap();
-    assert_eq!(success.packet, ref_success_packet());
+    assert_eq!(success.packet, SUCCESS.to_vec());
     assert_eq!(server.poll_transmit(), None);
     let Some(Event::Authenticated {
         user,
@@ -304,12 +278,12 @@ fn test_server_replays_reference_session() {
     };
     assert_eq!(user, USER);
     assert_eq!(method, Method::MsChapV2);
-    assert_eq!(keys.send, StartKey(h(REF_KEY_SERVER_TO_CLIENT)));
-    assert_eq!(keys.receive, StartKey(h(REF_KEY_CLIENT_TO_SERVER)));
+    assert_eq!(keys.send, StartKey(KEY_SERVER_TO_CLIENT));
+    assert_eq!(keys.receive, StartKey(KEY_CLIENT_TO_SERVER));
 
     // client_retransmits_response: the same Success again, no second lookup or event.
     server.handle_packet(now, Protocol::Chap, &response, &mut secrets);
-    assert_eq!(server.poll_transmit().unwrap().packet, ref_success_packet());
+    assert_eq!(server.poll_transmit().unwrap().packet, SUCCESS.to_vec());
     assert_eq!(server.poll_event(), None);
     assert_eq!(secrets.lookups.get(), 1);
 }
@@ -318,33 +292,27 @@ fn test_server_replays_reference_session() {
 fn test_server_stores_only_nt_hash() {
     let mut server = Server::new(server_config(), Method::MsChapV2);
     let now = Instant::now();
-    server.start(
-        now,
-        Nonces::new(0xfe, h(REF_AUTHENTICATOR_CHALLENGE), [0; 16]),
-    );
+    server.start(now, Nonces::new(0xfe, AUTHENTICATOR_CHALLENGE, [0; 16]));
     server.poll_transmit();
     let mut lookup = |_: &SecretRequest<'_>| {
         Lookup::Ready(SecretAnswer::Secret(StoredSecret::NtHash(
             NtHash::from_password(PASSWORD).unwrap(),
         )))
     };
-    server.handle_packet(now, Protocol::Chap, &hv(REF_RESPONSE_PACKET), &mut lookup);
-    assert_eq!(server.poll_transmit().unwrap().packet, ref_success_packet());
+    server.handle_packet(now, Protocol::Chap, &RESPONSE, &mut lookup);
+    assert_eq!(server.poll_transmit().unwrap().packet, SUCCESS.to_vec());
 }
 
 #[test]
 fn test_client_replays_reference_session() {
     let mut client = Client::new(client_config(PASSWORD), Method::MsChapV2);
     let now = Instant::now();
-    client.start(now, Nonces::new(0, h(REF_PEER_CHALLENGE), [0; 16]));
+    client.start(now, Nonces::new(0, PEER_CHALLENGE, [0; 16]));
     assert_eq!(client.poll_transmit(), None);
-    client.handle_packet(now, Protocol::Chap, &hv(REF_CHALLENGE_PACKET));
+    client.handle_packet(now, Protocol::Chap, &CHALLENGE);
     // client_sends_response: byte for byte what pptp-linux's pppd sent.
-    assert_eq!(
-        client.poll_transmit().unwrap().packet,
-        hv(REF_RESPONSE_PACKET)
-    );
-    client.handle_packet(now, Protocol::Chap, &ref_success_packet());
+    assert_eq!(client.poll_transmit().unwrap().packet, RESPONSE.to_vec());
+    client.handle_packet(now, Protocol::Chap, &SUCCESS);
     let Some(Event::Authenticated {
         mppe_keys: Some(keys),
         ..
@@ -352,18 +320,18 @@ fn test_client_replays_reference_session() {
     else {
         panic!("not authenticated");
     };
-    assert_eq!(keys.send, StartKey(h(REF_KEY_CLIENT_TO_SERVER)));
-    assert_eq!(keys.receive, StartKey(h(REF_KEY_SERVER_TO_CLIENT)));
+    assert_eq!(keys.send, StartKey(KEY_CLIENT_TO_SERVER));
+    assert_eq!(keys.receive, StartKey(KEY_SERVER_TO_CLIENT));
 }
 
 #[test]
 fn test_client_rejects_bad_authenticator_response() {
     let mut client = Client::new(client_config(PASSWORD), Method::MsChapV2);
     let now = Instant::now();
-    client.start(now, Nonces::new(0, h(REF_PEER_CHALLENGE), [0; 16]));
-    client.handle_packet(now, Protocol::Chap, &hv(REF_CHALLENGE_PACKET));
+    client.start(now, Nonces::new(0, PEER_CHALLENGE, [0; 16]));
+    client.handle_packet(now, Protocol::Chap, &CHALLENGE);
     client.poll_transmit();
-    let mut forged = ref_success_packet();
+    let mut forged = SUCCESS.to_vec();
     forged[4 + 2] = b'5'; // S=5352...: one digit off.
     client.handle_packet(now, Protocol::Chap, &forged);
     assert_eq!(
@@ -377,8 +345,8 @@ fn test_client_rejects_bad_authenticator_response() {
     assert!(!client.is_authenticated());
     // A Success without S= at all fails the same way.
     let mut client = Client::new(client_config(PASSWORD), Method::MsChapV2);
-    client.start(now, Nonces::new(0, h(REF_PEER_CHALLENGE), [0; 16]));
-    client.handle_packet(now, Protocol::Chap, &hv(REF_CHALLENGE_PACKET));
+    client.start(now, Nonces::new(0, PEER_CHALLENGE, [0; 16]));
+    client.handle_packet(now, Protocol::Chap, &CHALLENGE);
     client.handle_packet(now, Protocol::Chap, b"\x03\xfe\x00\x12M=Access granted");
     assert_eq!(
         failed_cause(&[client.poll_event().unwrap()]),
@@ -617,10 +585,7 @@ fn test_external_verifier() {
     let now = Instant::now();
     // A RADIUS-like store that verified the proof itself.
     let mut server = Server::new(server_config(), Method::MsChapV2);
-    server.start(
-        now,
-        Nonces::new(0xfe, h(REF_AUTHENTICATOR_CHALLENGE), [0; 16]),
-    );
+    server.start(now, Nonces::new(0xfe, AUTHENTICATOR_CHALLENGE, [0; 16]));
     server.poll_transmit();
     let mut seen_response = Vec::new();
     let mut radius = |r: &SecretRequest<'_>| {
@@ -629,25 +594,23 @@ fn test_external_verifier() {
         }
         Lookup::Pending
     };
-    server.handle_packet(now, Protocol::Chap, &hv(REF_RESPONSE_PACKET), &mut radius);
-    assert_eq!(seen_response, hv(REF_RESPONSE_PACKET)[5..54]);
+    server.handle_packet(now, Protocol::Chap, &RESPONSE, &mut radius);
+    assert_eq!(seen_response, RESPONSE[5..54]);
     server.provide_secret(
         now,
         LookupId(0),
         SecretAnswer::Accepted(ExternalSuccess {
-            authenticator_response: Some(AuthenticatorResponse(h(
-                "4352B5A132FAD7E810F692128124C8A10A860CC9",
-            ))),
+            authenticator_response: Some(AuthenticatorResponse(AUTHENTICATOR_RESPONSE)),
             mppe_keys: None,
         }),
     );
-    assert_eq!(server.poll_transmit().unwrap().packet, ref_success_packet());
+    assert_eq!(server.poll_transmit().unwrap().packet, SUCCESS.to_vec());
 
     // Refused with "no dial-in permission".
     let mut server = Server::new(server_config(), Method::MsChapV2);
     server.start(now, server_nonces());
     server.poll_transmit();
-    let mut response = hv(REF_RESPONSE_PACKET);
+    let mut response = RESPONSE.to_vec();
     response[1] = 0x10;
     let mut radius =
         |_: &SecretRequest<'_>| Lookup::Ready(SecretAnswer::Rejected(MsChapErrorCode::from(649)));
@@ -827,39 +790,36 @@ fn test_pap_request_retransmitted_and_ack_repeated() {
 fn test_wrong_identifiers_and_sizes_ignored() {
     let mut server = Server::new(server_config(), Method::MsChapV2);
     let now = Instant::now();
-    server.start(
-        now,
-        Nonces::new(0xfe, h(REF_AUTHENTICATOR_CHALLENGE), [0; 16]),
-    );
+    server.start(now, Nonces::new(0xfe, AUTHENTICATOR_CHALLENGE, [0; 16]));
     server.poll_transmit();
     let mut secrets = Secrets::with_password(PASSWORD);
-    let mut response = hv(REF_RESPONSE_PACKET);
+    let mut response = RESPONSE.to_vec();
     response[1] = 0xfd; // wrong identifier
     server.handle_packet(now, Protocol::Chap, &response, &mut secrets);
     // A Value one octet short (Value-Size 48, Name one longer).
-    let mut short = hv(REF_RESPONSE_PACKET);
+    let mut short = RESPONSE.to_vec();
     short[4] = 48;
     server.handle_packet(now, Protocol::Chap, &short, &mut secrets);
     // The right packet on the wrong protocol, and a Challenge sent to the server.
-    server.handle_packet(now, Protocol::Pap, &hv(REF_RESPONSE_PACKET), &mut secrets);
-    server.handle_packet(now, Protocol::Chap, &hv(REF_CHALLENGE_PACKET), &mut secrets);
+    server.handle_packet(now, Protocol::Pap, &RESPONSE, &mut secrets);
+    server.handle_packet(now, Protocol::Chap, &CHALLENGE, &mut secrets);
     assert_eq!(server.poll_transmit(), None);
     assert_eq!(server.stats().ignored_packets, 4);
     assert_eq!(secrets.lookups.get(), 0);
     // The good one still works.
-    server.handle_packet(now, Protocol::Chap, &hv(REF_RESPONSE_PACKET), &mut secrets);
-    assert_eq!(server.poll_transmit().unwrap().packet, ref_success_packet());
+    server.handle_packet(now, Protocol::Chap, &RESPONSE, &mut secrets);
+    assert_eq!(server.poll_transmit().unwrap().packet, SUCCESS.to_vec());
 
     // The client ignores a Success for another identifier and a short MS-CHAPv2 challenge.
     let mut client = Client::new(client_config(PASSWORD), Method::MsChapV2);
     client.start(now, client_nonces());
-    let mut short_challenge = hv(REF_CHALLENGE_PACKET);
+    let mut short_challenge = CHALLENGE.to_vec();
     short_challenge[4] = 15;
     client.handle_packet(now, Protocol::Chap, &short_challenge);
     assert_eq!(client.poll_transmit(), None);
-    client.handle_packet(now, Protocol::Chap, &hv(REF_CHALLENGE_PACKET));
+    client.handle_packet(now, Protocol::Chap, &CHALLENGE);
     client.poll_transmit().unwrap();
-    let mut other_id = ref_success_packet();
+    let mut other_id = SUCCESS.to_vec();
     other_id[1] = 0x01;
     client.handle_packet(now, Protocol::Chap, &other_id);
     assert_eq!(client.poll_event(), None);

@@ -5,16 +5,10 @@ use super::*;
 use crate::wire::pptp::{IncomingCallRequest, MAGIC_COOKIE, UnknownMessage};
 use proptest::prelude::*;
 
-// Client messages of the reference capture
-// (/work/shared/reference/pptpd-session/pptpd-session.pcap, frames 12, 16 and 82): Debian
-// pptp-linux 1.10.0 talking to Poptop pptpd 1.4.0. The same literals as wire::pptp's tests.
-const CAPTURE_SCCRQ: &str = "009c00011a2b3c4d00010000010000000000000300000003ffff00016c6f63616c000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000063616e616e69616e0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
-const CAPTURE_OCRQ: &str = "00a800011a2b3c4d0007000073ad00000000096000989680000000030000000300030000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
-const CAPTURE_CCRQ: &str = "001000011a2b3c4d000c000073ad0000";
-/// Frame 14: Poptop's SCCRP, which our default server config reproduces byte for byte.
-const CAPTURE_SCCRP: &str = "009c00011a2b3c4d00020000010001000000000000000000000100016c6f63616c00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000006c696e75780000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
-/// Frame 18: Poptop's OCRP (call ID 0), which ours reproduces given local call ID 0.
-const CAPTURE_OCRP: &str = "002000011a2b3c4d00080000000073ad01000000009896800003000000000000";
+// The reference capture's control messages (Debian pptp-linux 1.10.0 talking to Poptop pptpd
+// 1.4.0). Our default server config reproduces Poptop's SCCRP byte for byte, and its OCRP
+// (call ID 0) given local call ID 0.
+use crate::testing::reference::pptp as capture;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -261,7 +255,7 @@ fn client_sends_pptp_linux_sccrq() {
     let now = Instant::now();
     let mut client = Connection::client(Config::pptp_linux(), now);
     assert_eq!(client.state(), State::WaitCtlReply);
-    assert_eq!(client.poll_transmit(), Some(h(CAPTURE_SCCRQ)));
+    assert_eq!(client.poll_transmit(), Some(h(capture::SCCRQ)));
     assert_eq!(client.poll_transmit(), None);
     assert_eq!(client.poll_timeout(), Some(now + 10 * SECOND));
 }
@@ -428,9 +422,9 @@ fn capture_session_against_server() {
     let mut server = End::new(Connection::server(Config::default(), t0));
     assert_eq!(server.conn.poll_timeout(), Some(t0 + 10 * SECOND));
 
-    server.feed(t0, &h(CAPTURE_SCCRQ));
+    server.feed(t0, &h(capture::SCCRQ));
     // Our default answer is Poptop's SCCRP, octet for octet.
-    assert_eq!(server.wire, h(CAPTURE_SCCRP));
+    assert_eq!(server.wire, h(capture::SCCRP));
     server.wire.clear();
     assert_eq!(server.conn.state(), State::Established);
     let peer = *server.conn.peer_info().unwrap();
@@ -440,7 +434,7 @@ fn capture_session_against_server() {
     assert_eq!(server.take_events(), vec![Event::Established(peer)]);
 
     let t1 = t0 + SECOND;
-    server.feed(t1, &h(CAPTURE_OCRQ));
+    server.feed(t1, &h(capture::OCRQ));
     assert!(server.wire.is_empty(), "no reply before the caller decides");
     let request = match server.take_events()[..] {
         [Event::CallRequested(request)] => request,
@@ -457,12 +451,12 @@ fn capture_session_against_server() {
     // Poptop numbered its call 0 and echoed window 3: so do we, given the same choices.
     server.conn.accept_call(t1, 0x73ad, 0, 3).unwrap();
     server.drain();
-    assert_eq!(server.wire, h(CAPTURE_OCRP));
+    assert_eq!(server.wire, h(capture::OCRP));
     server.wire.clear();
     server.take_events();
 
     let t2 = t1 + 30 * SECOND;
-    server.feed(t2, &h(CAPTURE_CCRQ));
+    server.feed(t2, &h(capture::CCRQ));
     assert_eq!(
         server.take_sent().last(),
         Some(&Message::CallDisconnectNotify(CallDisconnectNotify {
@@ -490,7 +484,7 @@ fn capture_session_against_server() {
         server.take_events(),
         vec![Event::Closed(CloseCause::TcpClosed)]
     );
-    assert_eq!(server.conn.handle_bytes(t2, &h(CAPTURE_SCCRQ)), 156);
+    assert_eq!(server.conn.handle_bytes(t2, &h(capture::SCCRQ)), 156);
     assert_eq!(server.conn.poll_event(), None);
 }
 
@@ -498,9 +492,9 @@ fn capture_session_against_server() {
 fn whole_capture_in_one_read() {
     let t0 = Instant::now();
     let mut server = End::new(Connection::server(Config::default(), t0));
-    let mut bytes = h(CAPTURE_SCCRQ);
-    bytes.extend(h(CAPTURE_OCRQ));
-    bytes.extend(h(CAPTURE_CCRQ));
+    let mut bytes = h(capture::SCCRQ);
+    bytes.extend(h(capture::OCRQ));
+    bytes.extend(h(capture::CCRQ));
     server.feed(t0, &bytes);
     let types: Vec<_> = server
         .take_sent()
@@ -596,8 +590,8 @@ fn echo_keepalive_keeps_connection_up() {
 fn echo_timeout_closes() {
     let t0 = Instant::now();
     let mut server = End::new(Connection::server(Config::default(), t0));
-    server.feed(t0, &h(CAPTURE_SCCRQ));
-    server.feed(t0, &h(CAPTURE_OCRQ));
+    server.feed(t0, &h(capture::SCCRQ));
+    server.feed(t0, &h(capture::OCRQ));
     server.conn.accept_call(t0, 0x73ad, 7, 3).unwrap();
     server.drain();
     server.take_events();
@@ -652,7 +646,7 @@ fn echo_timeout_closes() {
 fn echo_reply_clears_outstanding_request() {
     let t0 = Instant::now();
     let mut server = End::new(Connection::server(Config::default(), t0));
-    server.feed(t0, &h(CAPTURE_SCCRQ));
+    server.feed(t0, &h(capture::SCCRQ));
     server.conn.handle_timeout(t0 + 60 * SECOND);
     server.drain();
     assert_eq!(
@@ -680,7 +674,7 @@ fn echo_disabled() {
         ..Config::default()
     };
     let mut server = End::new(Connection::server(config, t0));
-    server.feed(t0, &h(CAPTURE_SCCRQ));
+    server.feed(t0, &h(capture::SCCRQ));
     assert_eq!(server.conn.poll_timeout(), None);
 }
 
@@ -688,7 +682,7 @@ fn echo_disabled() {
 fn bad_protocol_version() {
     let t0 = Instant::now();
     let mut server = End::new(Connection::server(Config::default(), t0));
-    let mut sccrq = h(CAPTURE_SCCRQ);
+    let mut sccrq = h(capture::SCCRQ);
     sccrq[12] = 2; // version 2.0
     server.feed(t0, &sccrq);
     match server.take_sent()[..] {
@@ -713,7 +707,7 @@ fn client_stops_on_bad_version_in_reply() {
     let t0 = Instant::now();
     let mut client = End::new(Connection::client(Config::pptp_linux(), t0));
     client.take_sent();
-    let mut sccrp = h(CAPTURE_SCCRP);
+    let mut sccrp = h(capture::SCCRP);
     sccrp[12] = 2;
     client.feed(t0, &sccrp);
     assert_eq!(
@@ -745,7 +739,7 @@ fn admission_refused_and_accepted() {
     };
     let t0 = Instant::now();
     let mut server = End::new(Connection::server(config.clone(), t0));
-    server.feed(t0, &h(CAPTURE_SCCRQ));
+    server.feed(t0, &h(capture::SCCRQ));
     assert!(server.wire.is_empty());
     assert!(matches!(
         server.take_events()[..],
@@ -770,11 +764,11 @@ fn admission_refused_and_accepted() {
     );
 
     let mut server = End::new(Connection::server(config.clone(), t0));
-    server.feed(t0, &h(CAPTURE_SCCRQ));
+    server.feed(t0, &h(capture::SCCRQ));
     server.take_events();
     server.conn.accept(t0).unwrap();
     server.drain();
-    assert_eq!(server.wire, h(CAPTURE_SCCRP));
+    assert_eq!(server.wire, h(capture::SCCRP));
     assert!(matches!(server.take_events()[..], [Event::Established(_)]));
     assert_eq!(
         server.conn.accept(t0),
@@ -783,7 +777,7 @@ fn admission_refused_and_accepted() {
 
     // Not answering within the start timeout closes.
     let mut server = End::new(Connection::server(config, t0));
-    server.feed(t0, &h(CAPTURE_SCCRQ));
+    server.feed(t0, &h(capture::SCCRQ));
     server.conn.handle_timeout(t0 + 10 * SECOND);
     server.drain();
     assert_eq!(
@@ -863,7 +857,7 @@ fn too_many_calls() {
             .place_call(now, 2, OutgoingCallParams::default()),
         Err(CommandError::TooManyCalls)
     );
-    let mut ocrq = match decode_all(&h(CAPTURE_OCRQ))[..] {
+    let mut ocrq = match decode_all(&h(capture::OCRQ))[..] {
         [Message::OutgoingCallRequest(m)] => m,
         _ => unreachable!(),
     };
@@ -1208,7 +1202,7 @@ fn client_answers_echo_and_refuses_outgoing_call() {
             error: ErrorCode::NoError
         })]
     );
-    pair.client.feed(now, &h(CAPTURE_OCRQ));
+    pair.client.feed(now, &h(capture::OCRQ));
     assert!(matches!(
         pair.client.take_sent()[..],
         [Message::OutgoingCallReply(r)] if r.result == OutgoingCallResult::DoNotAccept
@@ -1271,7 +1265,7 @@ proptest! {
     fn arbitrary_input(bytes in proptest::collection::vec(any::<u8>(), 0..2000), chunk in 1usize..100) {
         let t0 = Instant::now();
         let mut server = Connection::server(Config::default(), t0);
-        let mut input = h(CAPTURE_SCCRQ);
+        let mut input = h(capture::SCCRQ);
         input.extend(bytes);
         for piece in input.chunks(chunk) {
             let mut rest = piece;
@@ -1298,14 +1292,14 @@ proptest! {
         for (i, (kind, id, value)) in ids.into_iter().enumerate() {
             let now = t0 + SECOND * i as u32;
             let message: Message = match kind {
-                0 => decode_all(&h(CAPTURE_SCCRQ))[0],
-                1 => decode_all(&h(CAPTURE_SCCRP))[0],
+                0 => decode_all(&h(capture::SCCRQ))[0],
+                1 => decode_all(&h(capture::SCCRP))[0],
                 2 => StopControlConnectionRequest { reason: StopReason::from(value as u8) }.into(),
                 3 => StopControlConnectionReply { result: StopResult::Ok, error: ErrorCode::NoError }.into(),
                 4 => EchoRequest { identifier: value }.into(),
                 5 => EchoReply { identifier: value, result: EchoResult::Ok, error: ErrorCode::NoError }.into(),
                 6 => {
-                    let mut m = match decode_all(&h(CAPTURE_OCRQ))[0] {
+                    let mut m = match decode_all(&h(capture::OCRQ))[0] {
                         Message::OutgoingCallRequest(m) => m,
                         _ => unreachable!(),
                     };
@@ -1392,7 +1386,7 @@ fn client_call_timeouts() {
         ..Config::pptp_linux()
     };
     let mut client = End::new(Connection::client(config, t0));
-    client.feed(t0, &h(CAPTURE_SCCRP));
+    client.feed(t0, &h(capture::SCCRP));
     client
         .conn
         .place_call(t0, 1, OutgoingCallParams::default())

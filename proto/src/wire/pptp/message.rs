@@ -948,26 +948,10 @@ pub(super) mod test {
         "00".repeat(n)
     }
 
-    // Real messages from the reference capture
-    // (/work/shared/reference/pptpd-session/pptpd-session.pcap, TCP payloads of frames 12,
-    // 14, 16, 18 and 82), between Debian pptp-linux 1.10.0 (client, 172.30.0.2) and
-    // Debian Poptop pptpd 1.4.0 (server, 172.30.0.1).
-
-    /// Frame 12: SCCRQ from pptp-linux. Version 1.0, framing and bearer caps 3, max
-    /// channels 65535, firmware 1, host "local", vendor "cananian".
-    pub const CAPTURE_SCCRQ: &str = "009c00011a2b3c4d00010000010000000000000300000003ffff00016c6f63616c000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000063616e616e69616e0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
-    /// Frame 14: SCCRP from Poptop. Success, no capabilities, max channels 1, firmware 1,
-    /// host "local", vendor "linux".
-    pub const CAPTURE_SCCRP: &str = "009c00011a2b3c4d00020000010001000000000000000000000100016c6f63616c00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000006c696e75780000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
-    /// Frame 16: OCRQ from pptp-linux. Call ID 0x73ad, serial 0, 2400..10000000 bps,
-    /// bearer 3, framing 3, window 3, no phone number.
-    pub const CAPTURE_OCRQ: &str = "00a800011a2b3c4d0007000073ad00000000096000989680000000030000000300030000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
-    /// Frame 18: OCRP from Poptop. Call ID 0, peer 0x73ad, connected at 10000000 bps,
-    /// window 3.
-    pub const CAPTURE_OCRP: &str =
-        "002000011a2b3c4d00080000000073ad01000000009896800003000000000000";
-    /// Frame 82: CCRQ from pptp-linux for call 0x73ad.
-    pub const CAPTURE_CCRQ: &str = "001000011a2b3c4d000c000073ad0000";
+    // The reference capture's control messages (frames 12, 14, 16, 18 and 82), between
+    // Debian pptp-linux 1.10.0 (client) and Debian Poptop pptpd 1.4.0 (server); below, what
+    // they mean.
+    use crate::testing::reference::pptp as capture;
 
     pub fn capture_sccrq() -> Message {
         Message::StartControlConnectionRequest(StartControlConnectionRequest {
@@ -1033,8 +1017,8 @@ pub(super) mod test {
     /// literals for the rest, written field by field from the RFC 2637 layouts.
     pub fn literals() -> Vec<(Vec<u8>, Message)> {
         vec![
-            (h(&[CAPTURE_SCCRQ]), capture_sccrq()),
-            (h(&[CAPTURE_SCCRP]), capture_sccrp()),
+            (h(&[capture::SCCRQ]), capture_sccrq()),
+            (h(&[capture::SCCRP]), capture_sccrp()),
             (
                 h(&["0010 0001 1a2b3c4d 0003 0000", "02 00 0000"]),
                 Message::StopControlConnectionRequest(StopControlConnectionRequest {
@@ -1062,8 +1046,8 @@ pub(super) mod test {
                     error: ErrorCode::NoError,
                 }),
             ),
-            (h(&[CAPTURE_OCRQ]), capture_ocrq()),
-            (h(&[CAPTURE_OCRP]), capture_ocrp()),
+            (h(&[capture::OCRQ]), capture_ocrq()),
+            (h(&[capture::OCRP]), capture_ocrp()),
             (
                 h(&[
                     "00dc 0001 1a2b3c4d 0009 0000",
@@ -1114,7 +1098,7 @@ pub(super) mod test {
                     framing_type: FramingType::Async,
                 }),
             ),
-            (h(&[CAPTURE_CCRQ]), capture_ccrq()),
+            (h(&[capture::CCRQ]), capture_ccrq()),
             (
                 h(&[
                     "0094 0001 1a2b3c4d 000d 0000",
@@ -1438,7 +1422,7 @@ pub(super) mod test {
     #[test]
     fn capture_fields() {
         let Ok(Message::StartControlConnectionRequest(sccrq)) =
-            Message::parse(&h(&[CAPTURE_SCCRQ]))
+            Message::parse(&h(&[capture::SCCRQ]))
         else {
             panic!("SCCRQ");
         };
@@ -1449,7 +1433,7 @@ pub(super) mod test {
                 .framing_capabilities
                 .contains(FramingCapabilities::SYNC)
         );
-        let Ok(Message::OutgoingCallRequest(ocrq)) = Message::parse(&h(&[CAPTURE_OCRQ])) else {
+        let Ok(Message::OutgoingCallRequest(ocrq)) = Message::parse(&h(&[capture::OCRQ])) else {
             panic!("OCRQ");
         };
         assert_eq!(ocrq.phone_number_digits(), b"");
@@ -1524,7 +1508,7 @@ pub(super) mod test {
     #[test]
     fn length_outside_framing_limits() {
         for len in (0..HEADER_LEN).chain([MAX_MESSAGE_LEN + 1, 0x1000, 0xffff]) {
-            let mut bytes = h(&[CAPTURE_CCRQ]);
+            let mut bytes = h(&[capture::CCRQ]);
             bytes.resize(len.max(16), 0);
             bytes[..2].copy_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
             assert!(
@@ -1561,7 +1545,7 @@ pub(super) mod test {
 
     #[test]
     fn trailing_octets_ignored() {
-        let mut bytes = h(&[CAPTURE_CCRQ, CAPTURE_OCRP]);
+        let mut bytes = h(&[capture::CCRQ, capture::OCRP]);
         assert_eq!(Message::parse(&bytes), Ok(capture_ccrq()));
         bytes.truncate(20);
         assert_eq!(Message::parse(&bytes), Ok(capture_ccrq()));
@@ -1569,7 +1553,7 @@ pub(super) mod test {
 
     #[test]
     fn management_and_unknown_pptp_message_types() {
-        let mut bytes = h(&[CAPTURE_CCRQ]);
+        let mut bytes = h(&[capture::CCRQ]);
         bytes[3] = 2;
         assert_eq!(
             Message::parse(&bytes),
@@ -1646,7 +1630,7 @@ pub(super) mod test {
 
     #[test]
     fn reserved_fields_ignored_on_parse_and_zeroed_on_emit() {
-        let clean = h(&[CAPTURE_SCCRQ]);
+        let clean = h(&[capture::SCCRQ]);
         let mut dirty = clean.clone();
         dirty[10] = 0xff; // Reserved0
         dirty[11] = 0x01;
@@ -1664,7 +1648,7 @@ pub(super) mod test {
 
     #[test]
     fn text_padding_kept_through_parse_and_emit() {
-        let mut bytes = h(&[CAPTURE_SCCRQ]);
+        let mut bytes = h(&[capture::SCCRQ]);
         bytes[28 + 10] = b'x'; // After "local\0" in Host Name.
         let message = Message::parse(&bytes).unwrap();
         let Message::StartControlConnectionRequest(sccrq) = message else {

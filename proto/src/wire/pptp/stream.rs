@@ -250,11 +250,12 @@ impl StreamDecoder {
 #[cfg(test)]
 mod test {
     use super::super::message::test::{
-        CAPTURE_CCRQ, CAPTURE_OCRP, CAPTURE_OCRQ, CAPTURE_SCCRP, CAPTURE_SCCRQ, arb_message,
-        capture_ccrq, capture_ocrp, capture_ocrq, capture_sccrp, capture_sccrq, h, literals,
+        arb_message, capture_ccrq, capture_ocrp, capture_ocrq, capture_sccrp, capture_sccrq, h,
+        literals,
     };
     use super::super::{EchoRequest, SetLinkInfo, UnknownMessage};
     use super::*;
+    use crate::testing::reference::pptp as capture;
     use proptest::prelude::*;
 
     type Item = Result<Message, DecodeError>;
@@ -276,11 +277,11 @@ mod test {
     /// The capture's control stream, both directions in frame order.
     fn capture_stream() -> (Vec<u8>, Vec<Item>) {
         let bytes = h(&[
-            CAPTURE_SCCRQ,
-            CAPTURE_SCCRP,
-            CAPTURE_OCRQ,
-            CAPTURE_OCRP,
-            CAPTURE_CCRQ,
+            capture::SCCRQ,
+            capture::SCCRP,
+            capture::OCRQ,
+            capture::OCRP,
+            capture::CCRQ,
         ]);
         let messages = vec![
             Ok(capture_sccrq()),
@@ -387,7 +388,7 @@ mod test {
     }
 
     fn assert_fatal_after_echo(bad: &str, error: Error) {
-        let bytes = h(&["0010 0001 1a2b3c4d 0005 0000 00000007", bad, CAPTURE_CCRQ]);
+        let bytes = h(&["0010 0001 1a2b3c4d 0005 0000 00000007", bad, capture::CCRQ]);
         for chunk in [1, 7, 16, 17, bytes.len()] {
             let mut decoder = StreamDecoder::new();
             let mut out = Vec::new();
@@ -444,7 +445,7 @@ mod test {
 
     #[test]
     fn partial_message_stays_buffered() {
-        let bytes = h(&[CAPTURE_OCRP]);
+        let bytes = h(&[capture::OCRP]);
         let mut decoder = StreamDecoder::new();
         let mut input = &bytes[..31];
         assert_eq!(decoder.decode(&mut input), None);
