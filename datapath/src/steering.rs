@@ -6,7 +6,7 @@
 //! a bpf_link, so the program is detached when the process exits.
 
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 
 use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap};
 use aya::programs::{ProgramError, Xdp, XdpMode};
@@ -173,10 +173,11 @@ impl Steering {
             .map_err(map_error(map_name::CLIENTS, "remove"))
     }
 
-    /// Puts the AF_XDP socket bound to receive queue `queue` into the XSKMAP.
-    pub fn set_socket(&mut self, queue: u32, socket: impl AsRawFd) -> Result<(), SteeringError> {
+    /// Puts the AF_XDP socket bound to receive queue `queue` into the XSKMAP (the map keeps
+    /// its own reference to the socket).
+    pub fn set_socket(&mut self, queue: u32, socket: impl AsFd) -> Result<(), SteeringError> {
         self.xsks
-            .set(queue, socket, 0)
+            .set(queue, socket.as_fd(), 0)
             .map_err(map_error(map_name::XSKS, "set"))
     }
 
