@@ -27,7 +27,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # The pinned stable toolchain (rust-toolchain.toml) with rustfmt and clippy, and nightly for
-# cargo-fuzz and, later, the eBPF build.
+# cargo-fuzz and the eBPF build: datapath/build.rs builds ebpf/ with nightly, -Z build-std=core
+# (rust-src) and links it with ebpf/bpf-link.sh, which runs llvm-tools' llvm-link, opt and llc.
 log "rustup toolchains"
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 rustup component add rustfmt clippy >/dev/null

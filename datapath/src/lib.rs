@@ -1,0 +1,8 @@
+//! xpptp-datapath: the data path daemon's library.
+//!
+//! * [`steering`]: the XDP program that steers established calls' GRE and their clients'
+//!   downstream IPv4 into AF_XDP sockets, and passes everything else to the kernel.
+//!
+//! The AF_XDP workers, the call table and the command interface (issue 4) come next.
+
+pub mod steering;
