@@ -1,0 +1,6 @@
+//! Shared helpers of the root-only datapath tests (namespaces, veth, AF_PACKET, frames).
+#![allow(dead_code)]
+
+pub mod frames;
+pub mod netns;
+pub mod packet_socket;
