@@ -1,8 +1,11 @@
 //! xpptp-datapath: the data path daemon's library.
 //!
+//! * [`calls`]: the call table (by call ID and by client tunnel address, lock-free reads)
+//!   and the hand-off of packets to a call's owning worker.
 //! * [`steering`]: the XDP program that steers established calls' GRE and their clients'
 //!   downstream IPv4 into AF_XDP sockets, and passes everything else to the kernel.
 //!
 //! The AF_XDP workers, the call table and the command interface (issue 4) come next.
 
+pub mod calls;
 pub mod steering;
