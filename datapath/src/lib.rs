@@ -5,7 +5,7 @@
 //! * [`steering`]: the XDP program that steers established calls' GRE and their clients'
 //!   downstream IPv4 into AF_XDP sockets, and passes everything else to the kernel.
 //!
-//! The AF_XDP workers, the call table and the command interface (issue 4) come next.
+//! The AF_XDP workers and the command socket (issue 4) come next.
 
 pub mod calls;
 pub mod steering;
