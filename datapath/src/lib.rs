@@ -1,10 +1,13 @@
 //! xpptp-datapath: the data path daemon's library.
 //!
+//! * [`calls`]: the call table (by call ID and by client tunnel address, lock-free reads)
+//!   and the hand-off of packets to a call's owning worker.
 //! * [`steering`]: the XDP program that steers established calls' GRE and their clients'
 //!   downstream IPv4 into AF_XDP sockets, and passes everything else to the kernel.
 //! * [`xsk`]: the AF_XDP sockets (one UMEM and socket per receive queue) the workers drive.
 //!
-//! The AF_XDP workers, the call table and the command interface (issue 4) come next.
+//! The AF_XDP workers and the command socket (issue 4) come next.
 
+pub mod calls;
 pub mod steering;
 pub mod xsk;

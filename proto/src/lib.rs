@@ -7,6 +7,7 @@
 //! * [`ppp`]: the PPP link's state machines (LCP, authentication, IPCP, CCP/MPPE).
 //! * [`pptp`]: the PPTP control connection and its calls.
 //! * [`session`]: one call tied to one PPP link, and what it tells the layer above.
+//! * [`command`]: the typed, versioned messages of the datapath's command interface.
 //!
 //! The state machines read no clock and do no I/O: time is an argument, inputs are
 //! `handle_*` calls and outputs are drained with `poll_*` (the quinn-proto shape), so the
@@ -18,6 +19,7 @@
 #[macro_use]
 mod macros;
 
+pub mod command;
 pub mod crypto;
 pub mod ppp;
 pub mod pptp;
