@@ -125,9 +125,16 @@ impl<T> std::ops::Deref for Call<T> {
 /// What a look-up returns: `None` inside when there is no such call. Holding it keeps the
 /// call's entry alive (see the module documentation for how long to hold it).
 ///
-/// ```ignore
-/// let guard = table.get(call_id);
-/// let Some(call) = guard.as_ref() else { return Verdict::Drop(DropReason::UnknownCall) };
+/// ```
+/// use std::net::Ipv4Addr;
+/// use xpptp_datapath::calls::CallTable;
+///
+/// let (table, mut writer) = CallTable::<&str>::new();
+/// writer.establish(7, Ipv4Addr::new(10, 0, 0, 7), "state").unwrap();
+/// let guard = table.get(7);
+/// let Some(call) = guard.as_ref() else { panic!("unknown call: drop the packet") };
+/// assert_eq!(*call.state(), "state");
+/// assert!(table.get(8).as_ref().is_none());
 /// ```
 pub type CallGuard<T> = Guard<Option<Arc<Call<T>>>>;
 
