@@ -299,6 +299,9 @@ fn print_table() {
                 let r = median(&format!("{dir}-restore/{m}/{size}"));
                 let bare = median(&format!("{dir}-bare-mppe/{m}/{size}"));
                 let fast = median(&format!("{dir}/{m}/{size}"));
+                if fast.is_nan() {
+                    continue; // filtered out on the command line
+                }
                 let ratio = (fast - r) / (bare - r);
                 println!(
                     "{dir:<6} {m:<10} {size:>5} | {r:>8.1} {bare:>9.1} {fast:>9.1} | {:>8.1} {ratio:>7.3}",
