@@ -5,9 +5,12 @@
 //! * [`steering`]: the XDP program that steers established calls' GRE and their clients'
 //!   downstream IPv4 into AF_XDP sockets, and passes everything else to the kernel.
 //! * [`xsk`]: the AF_XDP sockets (one UMEM and socket per receive queue) the workers drive.
+//! * [`packet`]: the per-packet fast path, upstream (`decap`) and downstream (`encap`), as
+//!   pure functions over caller-owned buffers.
 //!
 //! The AF_XDP workers and the command socket (issue 4) come next.
 
 pub mod calls;
+pub mod packet;
 pub mod steering;
 pub mod xsk;
