@@ -16,11 +16,14 @@
 use std::net::Ipv4Addr;
 use std::os::fd::{FromRawFd, OwnedFd};
 
+mod common;
+
 use aya::programs::{TestRun, TestRunOptions};
+use common::frames::ipv4;
 use xpptp_datapath::steering::Steering;
 use xpptp_ebpf_types::{Counter, Slot};
 use xpptp_proto::wire::gre::{GrePacket, GreRepr};
-use xpptp_proto::wire::ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
+use xpptp_proto::wire::ipv4::{IpProtocol, Ipv4Packet};
 use xpptp_proto::wire::ppp::{PppFrame, PppHeader, Protocol};
 
 const XDP_ABORTED: u32 = 0;
@@ -45,24 +48,6 @@ fn ethernet(tags: &[(u16, u16)], ethertype: u16) -> Vec<u8> {
     }
     frame.extend_from_slice(&ethertype.to_be_bytes());
     frame
-}
-
-fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, payload: &[u8]) -> Vec<u8> {
-    let repr = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol,
-        payload_len: payload.len(),
-        ttl: 64,
-        dscp_ecn: 0,
-        ident: 1,
-        dont_frag: false,
-    };
-    let mut packet = vec![0; repr.buffer_len()];
-    repr.emit(&mut Ipv4Packet::new_unchecked(&mut packet))
-        .expect("emit IPv4");
-    packet.extend_from_slice(payload);
-    packet
 }
 
 /// A PPP frame: header (with the given compressions) and information field.
