@@ -13,6 +13,11 @@
 //!   encapsulates it; b receives GRE for the client's call ID that decrypts to the packet
 //!   (TTL one less).
 //!
+//! With two queues, each round is sent from one CPU per queue (PACKET_QDISC_BYPASS: TX
+//! queue = cpu % queues, so xa's RX queue of that index) and each worker must have handled
+//! one frame each way; the call's state is shared by both workers (per-direction lock).
+//! A replayed upstream frame is dropped and counted as `duplicate`.
+//!
 //! Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF, CAP_NET_RAW); fails with what is
 //! missing otherwise, never skips. The namespaces are removed by `VethPair`'s guard.
 // Test code: panicking with context is how a test fails.
@@ -26,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use aya::programs::XdpMode;
 use common::frames::{ETH_LEN, ETHERTYPE_IPV4, ethernet, gre, ipv4};
-use common::netns::{VethPair, ip, run_in};
+use common::netns::{VethPair, available_cpus, ip, pin_to_cpu, run_in};
 use common::packet_socket::PacketSocket;
 use xpptp_datapath::calls::CallTable;
 use xpptp_datapath::packet::{CallState, DropReason, L2Header};
@@ -229,11 +234,28 @@ fn receive<T>(
     }
 }
 
+/// Sends `frame` from a thread pinned to `cpu` (with PACKET_QDISC_BYPASS the TX queue is
+/// cpu % queues).
+fn send_from_cpu(cpu: usize, socket: &PacketSocket, frame: &[u8]) {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            pin_to_cpu(cpu);
+            assert!(socket.send(frame), "AF_PACKET send refused");
+        });
+    });
+}
+
 fn total(workers: &[Worker]) -> WorkerStats {
     xpptp_datapath::worker::sum(workers)
 }
 
 fn forward_both_directions(queues: u32) {
+    let cpus = available_cpus();
+    assert!(
+        cpus >= queues as usize,
+        "this test steers frames to each of the {queues} veth queues by sending from one CPU \
+         per queue; only {cpus} CPU(s)"
+    );
     let pair = VethPair::create("wk", queues);
     let (a, b) = (pair.a.clone(), pair.b.clone());
     let inside_cidr = format!("{INSIDE_HOST}/32");
@@ -242,7 +264,7 @@ fn forward_both_directions(queues: u32) {
     let (peer_rx, peer_tx) = run_in(&b.netns, || {
         (
             PacketSocket::open(b.ifname, true, false),
-            PacketSocket::open(b.ifname, false, false),
+            PacketSocket::open(b.ifname, false, true),
         )
     });
 
@@ -274,68 +296,85 @@ fn forward_both_directions(queues: u32) {
             .map(|s| Worker::spawn(s, Arc::clone(&calls), config.clone()).expect("spawn worker"))
             .collect();
 
-        // Upstream: client -> inside host, through the tunnel.
+        // Each round's frames leave xb from CPU `cpu`, so through TX queue cpu % queues,
+        // so into xa's RX queue of that index: every worker gets one of each direction.
         let mut client = Client::new();
-        let inner_up = udp(CLIENT_TUNNEL, INSIDE_HOST, 0x11, 200);
-        let frame = client.frame(a.mac, b.mac, b.addr, a.addr, &inner_up);
-        assert!(peer_tx.send(&frame), "AF_PACKET send refused");
-        let got = receive(&peer_rx, Duration::from_secs(5), |f| {
-            let ip = Ipv4Packet::new_checked(f.get(ETH_LEN..)?).ok()?;
-            (ip.dst_addr() == INSIDE_HOST && ip.protocol() == IpProtocol::Udp).then(|| f.to_vec())
-        });
-        let Some(got) = got else {
-            panic!(
-                "the inner packet did not reach the inside host; workers {:?}; XDP {:?}",
-                total(&workers),
-                steering.counters()
-            )
-        };
-        assert_eq!(&got[..6], &b.mac, "next hop's MAC");
-        assert_eq!(&got[6..12], &a.mac, "our MAC");
-        assert_eq!(&got[12..14], &[0x08, 0x00]);
-        assert_eq!(
-            &got[ETH_LEN..],
-            &decremented(&inner_up)[..],
-            "decrypted, TTL - 1"
-        );
+        let mut replay = Vec::new();
+        for cpu in 0..queues as usize {
+            // Upstream: client -> inside host, through the tunnel.
+            let inner_up = udp(CLIENT_TUNNEL, INSIDE_HOST, 0x11, 200);
+            let frame = client.frame(a.mac, b.mac, b.addr, a.addr, &inner_up);
+            send_from_cpu(cpu, &peer_tx, &frame);
+            replay.clone_from(&frame);
+            let got = receive(&peer_rx, Duration::from_secs(5), |f| {
+                let ip = Ipv4Packet::new_checked(f.get(ETH_LEN..)?).ok()?;
+                (ip.dst_addr() == INSIDE_HOST && ip.protocol() == IpProtocol::Udp)
+                    .then(|| f.to_vec())
+            });
+            let Some(got) = got else {
+                panic!(
+                    "the inner packet did not reach the inside host; workers {:?}; XDP {:?}",
+                    total(&workers),
+                    steering.counters()
+                )
+            };
+            assert_eq!(&got[..6], &b.mac, "next hop's MAC");
+            assert_eq!(&got[6..12], &a.mac, "our MAC");
+            assert_eq!(&got[12..14], &[0x08, 0x00]);
+            assert_eq!(
+                &got[ETH_LEN..],
+                &decremented(&inner_up)[..],
+                "decrypted, TTL - 1"
+            );
 
-        // Downstream: inside host -> client, into the tunnel.
-        let inner_down = udp(INSIDE_HOST, CLIENT_TUNNEL, 0x22, 300);
-        let mut frame = ethernet(a.mac, b.mac, ETHERTYPE_IPV4);
-        frame.extend_from_slice(&inner_down);
-        assert!(peer_tx.send(&frame), "AF_PACKET send refused");
-        let got = receive(&peer_rx, Duration::from_secs(5), |f| {
-            let ip = Ipv4Packet::new_checked(f.get(ETH_LEN..)?).ok()?;
-            (ip.src_addr() == a.addr && ip.dst_addr() == b.addr).then_some(())?;
-            client.open(f).map(|inner| (f[..12].to_vec(), inner))
-        });
-        let Some((macs, inner)) = got else {
-            panic!(
-                "no GRE for the client; workers {:?}; XDP {:?}",
-                total(&workers),
-                steering.counters()
-            )
-        };
-        assert_eq!(&macs[..6], &b.mac);
-        assert_eq!(&macs[6..12], &a.mac);
-        assert_eq!(
-            inner,
-            decremented(&inner_down),
-            "client decrypts the packet, TTL - 1"
-        );
+            // Downstream: inside host -> client, into the tunnel.
+            let inner_down = udp(INSIDE_HOST, CLIENT_TUNNEL, 0x22, 300);
+            let mut frame = ethernet(a.mac, b.mac, ETHERTYPE_IPV4);
+            frame.extend_from_slice(&inner_down);
+            send_from_cpu(cpu, &peer_tx, &frame);
+            let got = receive(&peer_rx, Duration::from_secs(5), |f| {
+                let ip = Ipv4Packet::new_checked(f.get(ETH_LEN..)?).ok()?;
+                (ip.src_addr() == a.addr && ip.dst_addr() == b.addr).then_some(())?;
+                client.open(f).map(|inner| (f[..12].to_vec(), inner))
+            });
+            let Some((macs, inner)) = got else {
+                panic!(
+                    "no GRE for the client; workers {:?}; XDP {:?}",
+                    total(&workers),
+                    steering.counters()
+                )
+            };
+            assert_eq!(&macs[..6], &b.mac);
+            assert_eq!(&macs[6..12], &a.mac);
+            assert_eq!(
+                inner,
+                decremented(&inner_down),
+                "client decrypts the packet, TTL - 1"
+            );
+        }
 
         // Counters: published once per loop turn, so wait for the last one.
         let deadline = Instant::now() + Duration::from_secs(2);
         let mut stats = total(&workers);
-        while stats.down_tx.packets < 1 && Instant::now() < deadline {
+        while stats.down_tx.packets < u64::from(queues) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
             stats = total(&workers);
         }
-        assert_eq!(stats.up_rx.packets, 1, "{stats:?}");
-        assert_eq!(stats.up_tx.packets, 1, "{stats:?}");
-        assert_eq!(stats.up_tx.bytes, (ETH_LEN + inner_up.len()) as u64);
-        assert_eq!(stats.down_rx.packets, 1, "{stats:?}");
-        assert_eq!(stats.down_tx.packets, 1, "{stats:?}");
+        let n = u64::from(queues);
+        assert_eq!(stats.up_rx.packets, n, "{stats:?}");
+        assert_eq!(stats.up_tx.packets, n, "{stats:?}");
+        assert_eq!(stats.up_tx.bytes, n * (ETH_LEN + 20 + 8 + 200) as u64);
+        assert_eq!(stats.down_rx.packets, n, "{stats:?}");
+        assert_eq!(stats.down_tx.packets, n, "{stats:?}");
+        for w in &workers {
+            let s = w.snapshot();
+            assert_eq!(
+                (s.up_rx.packets, s.down_rx.packets),
+                (1, 1),
+                "queue {}: one frame each way: {s:?}",
+                w.queue()
+            );
+        }
         assert_eq!(stats.dropped(), 0, "drops: {:?}", {
             DropReason::ALL
                 .iter()
@@ -344,13 +383,28 @@ fn forward_both_directions(queues: u32) {
                 .map(|(r, n)| (r.name(), *n))
                 .collect::<Vec<_>>()
         });
-        assert!(stats.batches >= 2, "{stats:?}");
+        assert!(stats.batches >= 2 * n, "{stats:?}");
 
         // The call's own counters moved too.
         let call = calls.get_full(CALL).expect("call");
         let up = call.state().upstream.lock().unwrap().counters;
         let down = call.state().downstream.lock().unwrap().counters;
-        assert_eq!((up.packets, down.packets), (1, 1));
+        assert_eq!((up.packets, down.packets), (n, n));
+
+        // A replayed upstream frame: dropped by the receive window, counted by name.
+        send_from_cpu(0, &peer_tx, &replay);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let duplicate = |w: &[Worker]| total(w).drops[DropReason::Duplicate.index()];
+        while duplicate(&workers) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stats = total(&workers);
+        assert_eq!(
+            duplicate(&workers),
+            1,
+            "the replay is a duplicate: {stats:?}"
+        );
+        assert_eq!(stats.up_tx.packets, n, "nothing more forwarded");
 
         for w in workers {
             let socket = w.stop().expect("worker stops cleanly");
