@@ -176,6 +176,11 @@ fn upstream(
 ) -> FrameAction {
     let outer = match packet::parse_outer(frame) {
         Ok(outer) => outer,
+        // A VLAN-tagged frame that is not GRE: downstream over VLAN is later work.
+        Err(packet::DropReason::NotGre) => {
+            stats.other(Other::NotSteerable);
+            return FrameAction::Recycle;
+        }
         Err(reason) => {
             stats.drop(reason);
             return FrameAction::Recycle;
