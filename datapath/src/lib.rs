@@ -8,9 +8,12 @@
 //! * [`packet`]: the per-packet fast path, upstream (`decap`) and downstream (`encap`), as
 //!   pure functions over caller-owned buffers.
 //!
-//! The AF_XDP workers and the command socket (issue 4) come next.
+//! * [`worker`]: one thread per queue driving its AF_XDP socket through the fast path.
+//!
+//! The command socket (issue 4) comes next.
 
 pub mod calls;
 pub mod packet;
 pub mod steering;
+pub mod worker;
 pub mod xsk;

@@ -1,0 +1,273 @@
+//! Per-worker counters: plain integers while a batch runs, published once per batch into a
+//! cache-padded block of atomics that any thread may read.
+//!
+//! Ownership: one worker writes its own [`SharedCounters`] (relaxed stores of values it
+//! alone computes), readers load them (relaxed). No read-modify-write on the shared line, and
+//! each worker's block sits on its own cache lines ([`CachePadded`]), so readers and other
+//! workers never make the writer's line bounce while a batch runs.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_utils::CachePadded;
+
+use crate::packet::DropReason;
+
+/// Batch-size histogram buckets: 0, 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64+.
+pub const BATCH_BUCKETS: usize = 8;
+
+/// Frames a worker did not process, by reason (none is an error of the packet: they are
+/// frames the fast path does not handle yet, or which belong to no call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Other {
+    /// GRE whose call ID is in no call of the table (removed meanwhile, or XDP map stale).
+    UnknownCall,
+    /// IPv4 whose destination is no client's tunnel address (the XDP map is stale).
+    UnknownClient,
+    /// Neither GRE nor plain IPv4 over untagged Ethernet (downstream VLAN is later work).
+    NotSteerable,
+    /// Upstream packets for the concentrator's own tunnel address (TUN: later work).
+    Local,
+    /// PPP frames for the control plane (the command channel: later work).
+    ToControl,
+    /// GRE acknowledgments without payload (recorded, nothing to send).
+    PureAck,
+    /// Stateful MPPE lost packets: the control plane must send a CCP Reset-Request (later).
+    ResetRequest,
+    /// The frame could not be resized for sending (a bug; counted rather than panicking).
+    FrameResize,
+}
+
+impl Other {
+    pub const COUNT: usize = Other::FrameResize as usize + 1;
+    pub const ALL: [Other; Other::COUNT] = [
+        Other::UnknownCall,
+        Other::UnknownClient,
+        Other::NotSteerable,
+        Other::Local,
+        Other::ToControl,
+        Other::PureAck,
+        Other::ResetRequest,
+        Other::FrameResize,
+    ];
+
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Other::UnknownCall => "unknown_call",
+            Other::UnknownClient => "unknown_client",
+            Other::NotSteerable => "not_steerable",
+            Other::Local => "local",
+            Other::ToControl => "to_control",
+            Other::PureAck => "pure_ack",
+            Other::ResetRequest => "reset_request",
+            Other::FrameResize => "frame_resize",
+        }
+    }
+}
+
+/// Packets and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacketsBytes {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl PacketsBytes {
+    #[inline]
+    pub fn add(&mut self, bytes: usize) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
+/// One worker's counters (or the sum of several: [`WorkerStats::merge`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Upstream frames received (whole Ethernet frames) for a known call.
+    pub up_rx: PacketsBytes,
+    /// Upstream inner packets forwarded (with their new link-layer header).
+    pub up_tx: PacketsBytes,
+    /// Downstream frames received (whole Ethernet frames) for a known client.
+    pub down_rx: PacketsBytes,
+    /// Downstream frames sent to clients (whole encapsulated frames).
+    pub down_tx: PacketsBytes,
+    /// Drops by [`DropReason::index`].
+    pub drops: [u64; DropReason::COUNT],
+    /// Frames not processed, by [`Other::index`].
+    pub other: [u64; Other::COUNT],
+    /// Non-empty batches and the frames in them.
+    pub batches: u64,
+    pub batch_frames: u64,
+    /// Batch sizes, [`BATCH_BUCKETS`] power-of-two buckets (index 0: empty turns).
+    pub batch_sizes: [u64; BATCH_BUCKETS],
+}
+
+impl WorkerStats {
+    #[inline]
+    pub fn drop(&mut self, reason: DropReason) {
+        if let Some(c) = self.drops.get_mut(reason.index()) {
+            *c += 1;
+        }
+    }
+
+    #[inline]
+    pub fn other(&mut self, what: Other) {
+        if let Some(c) = self.other.get_mut(what.index()) {
+            *c += 1;
+        }
+    }
+
+    /// Records one turn of the loop that received `n` frames.
+    #[inline]
+    pub fn batch(&mut self, n: usize) {
+        if n > 0 {
+            self.batches += 1;
+            self.batch_frames += n as u64;
+        }
+        let bucket = match n {
+            0 => 0,
+            n => (usize::BITS - n.leading_zeros()) as usize,
+        };
+        if let Some(c) = self.batch_sizes.get_mut(bucket.min(BATCH_BUCKETS - 1)) {
+            *c += 1;
+        }
+    }
+
+    /// Every drop, any reason.
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Adds `other` into `self` (summing workers).
+    pub fn merge(&mut self, o: &WorkerStats) {
+        for (a, b) in [
+            (&mut self.up_rx, &o.up_rx),
+            (&mut self.up_tx, &o.up_tx),
+            (&mut self.down_rx, &o.down_rx),
+            (&mut self.down_tx, &o.down_tx),
+        ] {
+            a.packets += b.packets;
+            a.bytes += b.bytes;
+        }
+        for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.other.iter_mut().zip(o.other.iter()) {
+            *a += b;
+        }
+        self.batches += o.batches;
+        self.batch_frames += o.batch_frames;
+        for (a, b) in self.batch_sizes.iter_mut().zip(o.batch_sizes.iter()) {
+            *a += b;
+        }
+    }
+}
+
+const SCALARS: usize = 10;
+const WORDS: usize = SCALARS + DropReason::COUNT + Other::COUNT + BATCH_BUCKETS;
+
+/// A worker's published counters: one writer (the worker, once per batch), any readers.
+#[derive(Debug)]
+pub struct SharedCounters {
+    words: CachePadded<[AtomicU64; WORDS]>,
+}
+
+impl Default for SharedCounters {
+    fn default() -> Self {
+        SharedCounters {
+            words: CachePadded::new(core::array::from_fn(|_| AtomicU64::new(0))),
+        }
+    }
+}
+
+impl SharedCounters {
+    fn flatten(s: &WorkerStats) -> [u64; WORDS] {
+        let mut out = [0u64; WORDS];
+        let scalars = [
+            s.up_rx.packets,
+            s.up_rx.bytes,
+            s.up_tx.packets,
+            s.up_tx.bytes,
+            s.down_rx.packets,
+            s.down_rx.bytes,
+            s.down_tx.packets,
+            s.down_tx.bytes,
+            s.batches,
+            s.batch_frames,
+        ];
+        let all = scalars
+            .iter()
+            .chain(s.drops.iter())
+            .chain(s.other.iter())
+            .chain(s.batch_sizes.iter());
+        for (o, v) in out.iter_mut().zip(all) {
+            *o = *v;
+        }
+        out
+    }
+
+    /// The worker publishes its running totals (only the owning worker calls this).
+    pub fn publish(&self, stats: &WorkerStats) {
+        for (word, value) in self.words.iter().zip(Self::flatten(stats)) {
+            word.store(value, Ordering::Relaxed);
+        }
+    }
+
+    /// The last published totals. Each word is consistent on its own; the set is not one
+    /// instant (fine for counters).
+    pub fn snapshot(&self) -> WorkerStats {
+        let w: [u64; WORDS] =
+            core::array::from_fn(|i| self.words.get(i).map_or(0, |a| a.load(Ordering::Relaxed)));
+        let at = |i: usize| w.get(i).copied().unwrap_or(0);
+        let pb = |i: usize| PacketsBytes {
+            packets: at(i),
+            bytes: at(i + 1),
+        };
+        WorkerStats {
+            up_rx: pb(0),
+            up_tx: pb(2),
+            down_rx: pb(4),
+            down_tx: pb(6),
+            batches: at(8),
+            batch_frames: at(9),
+            drops: core::array::from_fn(|i| at(SCALARS + i)),
+            other: core::array::from_fn(|i| at(SCALARS + DropReason::COUNT + i)),
+            batch_sizes: core::array::from_fn(|i| {
+                at(SCALARS + DropReason::COUNT + Other::COUNT + i)
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_snapshot_roundtrip_and_merge() {
+        let mut s = WorkerStats::default();
+        s.up_rx.add(100);
+        s.down_tx.add(70);
+        s.drop(DropReason::Spoofed);
+        s.other(Other::PureAck);
+        s.batch(0);
+        s.batch(1);
+        s.batch(3);
+        s.batch(64);
+        let shared = SharedCounters::default();
+        shared.publish(&s);
+        let snap = shared.snapshot();
+        assert_eq!(snap, s);
+        assert_eq!(snap.batch_sizes, [1, 1, 1, 0, 0, 0, 0, 1]);
+        let mut sum = WorkerStats::default();
+        sum.merge(&snap);
+        sum.merge(&snap);
+        assert_eq!(sum.up_rx.bytes, 200);
+        assert_eq!(sum.dropped(), 2);
+    }
+}
