@@ -11,8 +11,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-# Debian packages: tshark checks what we emit; libssl-dev is the baseline of the MPPE benchmark.
-apt_packages=(tshark libssl-dev pkg-config)
+# Debian packages: tshark checks what we emit; libssl-dev is the baseline of the MPPE benchmark;
+# iproute2 (`ip`) builds the namespaces of the datapath tests.
+apt_packages=(tshark libssl-dev pkg-config iproute2)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
