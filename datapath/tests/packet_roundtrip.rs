@@ -237,6 +237,29 @@ fn inner_of(frame: &[u8], verdict: &DecapVerdict) -> Vec<u8> {
     }
 }
 
+/// `decap` for a test call that owns both of its directions, as one worker would.
+fn decap_call(call: &mut CallState, frame: &mut [u8]) -> DecapVerdict {
+    decap(&call.config, &mut call.upstream, &call.acks, frame)
+}
+
+/// `encap` of a forwarded packet for a test call that owns both of its directions.
+fn encap_call(
+    call: &mut CallState,
+    l2: &L2Header,
+    buf: &mut [u8],
+    inner: std::ops::Range<usize>,
+) -> EncapVerdict {
+    encap(
+        &call.config,
+        &mut call.downstream,
+        &call.acks,
+        l2,
+        buf,
+        inner,
+        true,
+    )
+}
+
 const MODES: [Option<(MppeStrength, MppeMode)>; 5] = [
     None,
     Some((MppeStrength::Bits40, MppeMode::Stateless)),
@@ -255,7 +278,7 @@ fn upstream_decaps_to_the_exact_inner_packet() {
             for (i, len) in [64usize, 512, 1396, 20, 300].into_iter().enumerate() {
                 let inner = ip_packet(CLIENT_TUNNEL, INSIDE_HOST, 64, len);
                 let mut frame = client.frame(10 + i as u32, None, &inner);
-                let v = decap(&call.config, &mut call.upstream, &call.acks, &mut frame);
+                let v = decap_call(&mut call, &mut frame);
                 assert!(matches!(v, DecapVerdict::Forward { .. }), "{mode:?} {v:?}");
                 assert_eq!(inner_of(&frame, &v), decremented(&inner), "{mode:?} {len}");
             }
@@ -281,15 +304,7 @@ fn downstream_encaps_to_what_the_client_decrypts() {
                 buf[ENCAP_HEADROOM..ENCAP_HEADROOM + len].copy_from_slice(&inner);
                 // The range may include link padding after the packet.
                 let range = ENCAP_HEADROOM..ENCAP_HEADROOM + len + 8;
-                let v = encap(
-                    &call.config,
-                    &mut call.downstream,
-                    &call.acks,
-                    &l2,
-                    &mut buf,
-                    range,
-                    true,
-                );
+                let v = encap_call(&mut call, &l2, &mut buf, range);
                 let EncapVerdict::Send { frame } = v else {
                     panic!("{mode:?}: {v:?}")
                 };
@@ -324,22 +339,19 @@ fn acks_ride_on_downstream_data_and_pure_acks() {
 
     let inner = ip_packet(CLIENT_TUNNEL, INSIDE_HOST, 64, 100);
     let mut frame = client.frame(20, Some(99), &inner);
-    decap(&call.config, &mut call.upstream, &call.acks, &mut frame);
+    decap_call(&mut call, &mut frame);
     let mut frame = client.frame(21, None, &inner);
-    decap(&call.config, &mut call.upstream, &call.acks, &mut frame);
+    decap_call(&mut call, &mut frame);
 
     // The next downstream packet carries ack 21.
     let down = ip_packet(INSIDE_HOST, CLIENT_TUNNEL, 64, 100);
     let mut buf = vec![0u8; ENCAP_HEADROOM + 100];
     buf[ENCAP_HEADROOM..].copy_from_slice(&down);
-    let v = encap(
-        &call.config,
-        &mut call.downstream,
-        &call.acks,
+    let v = encap_call(
+        &mut call,
         &l2,
         &mut buf,
         ENCAP_HEADROOM..ENCAP_HEADROOM + 100,
-        true,
     );
     let EncapVerdict::Send { frame } = v else {
         panic!("{v:?}")
@@ -348,7 +360,7 @@ fn acks_ride_on_downstream_data_and_pure_acks() {
     assert_eq!((seq, ack), (100, Some(21)));
     // The peer acked our 100 in its next packet.
     let mut frame = client.frame(22, Some(100), &inner);
-    decap(&call.config, &mut call.upstream, &call.acks, &mut frame);
+    decap_call(&mut call, &mut frame);
     let mut buf = vec![0u8; 128];
     let Some(EncapVerdict::Send { frame }) = pure_ack(
         &call.config,
@@ -379,10 +391,7 @@ fn acks_ride_on_downstream_data_and_pure_acks() {
     );
     // And an upstream pure ack is recognised as such.
     let mut frame = gre_frame(CLIENT, SERVER, LOCAL_CALL_ID, None, Some(100), &[]);
-    assert_eq!(
-        decap(&call.config, &mut call.upstream, &call.acks, &mut frame),
-        DecapVerdict::PureAck
-    );
+    assert_eq!(decap_call(&mut call, &mut frame), DecapVerdict::PureAck);
 }
 
 /// A TCP SYN from the inside with MSS 1460 and the usual options.
@@ -425,14 +434,11 @@ fn downstream_clamps_mss_to_the_tunnel_mtu() {
         let syn = tcp_syn(mss);
         let mut buf = vec![0u8; ENCAP_HEADROOM + syn.len()];
         buf[ENCAP_HEADROOM..].copy_from_slice(&syn);
-        let v = encap(
-            &call.config,
-            &mut call.downstream,
-            &call.acks,
+        let v = encap_call(
+            &mut call,
             &l2,
             &mut buf,
             ENCAP_HEADROOM..ENCAP_HEADROOM + syn.len(),
-            true,
         );
         let EncapVerdict::Send { frame } = v else {
             panic!("{v:?}")
@@ -464,7 +470,7 @@ fn spoofed_source_and_wrong_call_are_dropped() {
     frame[14 + 12..14 + 16].copy_from_slice(&[203, 0, 113, 8]);
     fix_outer_checksum(&mut frame);
     assert_eq!(
-        decap(&call.config, &mut call.upstream, &call.acks, &mut frame),
+        decap_call(&mut call, &mut frame),
         DecapVerdict::Drop(DropReason::Spoofed)
     );
 
@@ -472,7 +478,7 @@ fn spoofed_source_and_wrong_call_are_dropped() {
     frame[34 + 6..34 + 8].copy_from_slice(&0x9999u16.to_be_bytes());
     assert_eq!(parse_outer(&frame).unwrap().call_id, 0x9999);
     assert_eq!(
-        decap(&call.config, &mut call.upstream, &call.acks, &mut frame),
+        decap_call(&mut call, &mut frame),
         DecapVerdict::Drop(DropReason::CallIdMismatch)
     );
 
@@ -480,7 +486,7 @@ fn spoofed_source_and_wrong_call_are_dropped() {
     let mut frame = client.frame(12, None, &inner);
     frame[14 + 10] ^= 1;
     assert_eq!(
-        decap(&call.config, &mut call.upstream, &call.acks, &mut frame),
+        decap_call(&mut call, &mut frame),
         DecapVerdict::Drop(DropReason::BadOuterIpv4)
     );
 
@@ -488,14 +494,14 @@ fn spoofed_source_and_wrong_call_are_dropped() {
     let other = ip_packet(Ipv4Addr::new(10, 8, 0, 99), INSIDE_HOST, 64, 100);
     let mut frame = client.frame(13, None, &other);
     assert_eq!(
-        decap(&call.config, &mut call.upstream, &call.acks, &mut frame),
+        decap_call(&mut call, &mut frame),
         DecapVerdict::Drop(DropReason::InnerSpoofed)
     );
     // None of these moved the MPPE state out of reach: the next packet decrypts. (The
     // spoofed and mismatched ones never reached MPPE; the last one did, count 3.)
     let mut frame = client.frame(14, None, &inner);
     assert!(matches!(
-        decap(&call.config, &mut call.upstream, &call.acks, &mut frame),
+        decap_call(&mut call, &mut frame),
         DecapVerdict::Forward { .. }
     ));
 }
@@ -513,7 +519,7 @@ fn sequence_window_duplicates_stale_and_reordering() {
     let inner = ip_packet(CLIENT_TUNNEL, INSIDE_HOST, 64, 60);
     let mut send = |call: &mut CallState, seq: u32| {
         let mut frame = client.frame(seq, None, &inner);
-        decap(&call.config, &mut call.upstream, &call.acks, &mut frame)
+        decap_call(call, &mut frame)
     };
     assert!(matches!(send(&mut call, 12), DecapVerdict::Forward { .. }));
     assert!(
@@ -545,15 +551,21 @@ fn sequence_window_duplicates_stale_and_reordering() {
     let mut b = client.frame(11, None, &inner);
     let mut c = client.frame(12, None, &inner);
     let mut a2 = a.clone();
-    let d = |call: &mut CallState, f: &mut Vec<u8>| {
-        decap(&call.config, &mut call.upstream, &call.acks, f)
-    };
-    assert!(matches!(d(&mut call, &mut b), DecapVerdict::Forward { .. }));
-    assert_eq!(d(&mut call, &mut a2), DecapVerdict::Drop(DropReason::Mppe));
-    assert!(matches!(d(&mut call, &mut c), DecapVerdict::Forward { .. }));
+    assert!(matches!(
+        decap_call(&mut call, &mut b),
+        DecapVerdict::Forward { .. }
+    ));
+    assert_eq!(
+        decap_call(&mut call, &mut a2),
+        DecapVerdict::Drop(DropReason::Mppe)
+    );
+    assert!(matches!(
+        decap_call(&mut call, &mut c),
+        DecapVerdict::Forward { .. }
+    ));
     let mut c2 = client.frame(12, None, &inner);
     assert_eq!(
-        d(&mut call, &mut c2),
+        decap_call(&mut call, &mut c2),
         DecapVerdict::Drop(DropReason::Duplicate)
     );
 }
@@ -568,19 +580,19 @@ fn stateful_loss_asks_for_a_reset() {
     let _lost = client.frame(11, None, &inner);
     let mut f3 = client.frame(12, None, &inner);
     let mut f4 = client.frame(13, None, &inner);
-    let d = |call: &mut CallState, f: &mut Vec<u8>| {
-        decap(&call.config, &mut call.upstream, &call.acks, f)
-    };
     assert!(matches!(
-        d(&mut call, &mut f1),
+        decap_call(&mut call, &mut f1),
         DecapVerdict::Forward { .. }
     ));
-    assert_eq!(d(&mut call, &mut f3), DecapVerdict::ResetRequest);
-    assert_eq!(d(&mut call, &mut f4), DecapVerdict::Drop(DropReason::Mppe));
+    assert_eq!(decap_call(&mut call, &mut f3), DecapVerdict::ResetRequest);
+    assert_eq!(
+        decap_call(&mut call, &mut f4),
+        DecapVerdict::Drop(DropReason::Mppe)
+    );
     // The client's encryptor gets the Reset-Request and flushes: we are back in sync.
     client.enc.as_mut().unwrap().reset_request();
     let mut f5 = client.frame(14, None, &inner);
-    let v = d(&mut call, &mut f5);
+    let v = decap_call(&mut call, &mut f5);
     assert_eq!(inner_of(&f5, &v), decremented(&inner));
 }
 
@@ -592,14 +604,14 @@ fn ttl_expiry_and_local_delivery() {
         let inner = ip_packet(CLIENT_TUNNEL, INSIDE_HOST, ttl, 60);
         let mut frame = client.frame(10 + u32::from(ttl), None, &inner);
         assert_eq!(
-            decap(&call.config, &mut call.upstream, &call.acks, &mut frame),
+            decap_call(&mut call, &mut frame),
             DecapVerdict::Drop(DropReason::TtlExpired)
         );
     }
     // For the concentrator itself: delivered unchanged, even with TTL 1.
     let inner = ip_packet(CLIENT_TUNNEL, SERVER_TUNNEL, 1, 60);
     let mut frame = client.frame(20, None, &inner);
-    let v = decap(&call.config, &mut call.upstream, &call.acks, &mut frame);
+    let v = decap_call(&mut call, &mut frame);
     assert!(matches!(v, DecapVerdict::Local { .. }));
     assert_eq!(inner_of(&frame, &v), inner);
 
@@ -628,7 +640,7 @@ fn control_frames_and_other_protocols() {
     // LCP Echo-Request in clear, with address/control: to control, from the protocol field.
     let lcp = [0xFF, 0x03, 0xC0, 0x21, 0x09, 0x01, 0x00, 0x08, 1, 2, 3, 4];
     let mut frame = gre_frame(CLIENT, SERVER, LOCAL_CALL_ID, Some(10), None, &lcp);
-    let v = decap(&call.config, &mut call.upstream, &call.acks, &mut frame);
+    let v = decap_call(&mut call, &mut frame);
     let DecapVerdict::ToControl { frame: r } = v else {
         panic!("{v:?}")
     };
@@ -639,7 +651,7 @@ fn control_frames_and_other_protocols() {
     ppp.extend_from_slice(&inner);
     let mut frame = gre_frame(CLIENT, SERVER, LOCAL_CALL_ID, Some(11), None, &ppp);
     assert_eq!(
-        decap(&call.config, &mut call.upstream, &call.acks, &mut frame),
+        decap_call(&mut call, &mut frame),
         DecapVerdict::Drop(DropReason::Unencrypted)
     );
     // Encrypted IPv6 (no IPV6CP): discarded.
@@ -651,7 +663,7 @@ fn control_frames_and_other_protocols() {
     ppp.extend_from_slice(&text);
     let mut frame = gre_frame(CLIENT, SERVER, LOCAL_CALL_ID, Some(12), None, &ppp);
     assert_eq!(
-        decap(&call.config, &mut call.upstream, &call.acks, &mut frame),
+        decap_call(&mut call, &mut frame),
         DecapVerdict::Drop(DropReason::NetworkProtocolNotOpen)
     );
 }
@@ -665,7 +677,7 @@ fn vlan_tags_are_skipped() {
     let mut tagged = plain[..12].to_vec();
     tagged.extend_from_slice(&[0x88, 0xA8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0A]);
     tagged.extend_from_slice(&plain[12..]);
-    let v = decap(&call.config, &mut call.upstream, &call.acks, &mut tagged);
+    let v = decap_call(&mut call, &mut tagged);
     assert_eq!(inner_of(&tagged, &v), decremented(&inner));
     // Three tags: not ours.
     let mut client = Client::new(stateless());
@@ -676,7 +688,7 @@ fn vlan_tags_are_skipped() {
     }
     three.extend_from_slice(&plain[12..]);
     assert_eq!(
-        decap(&call.config, &mut call.upstream, &call.acks, &mut three),
+        decap_call(&mut call, &mut three),
         DecapVerdict::Drop(DropReason::NotIpv4)
     );
 }
@@ -690,7 +702,7 @@ fn truncated_and_corrupted_frames_never_panic() {
         for len in 0..frame.len() {
             let mut call = CallState::from_established(&established(mode), SERVER);
             let mut cut = frame[..len].to_vec();
-            let v = decap(&call.config, &mut call.upstream, &call.acks, &mut cut);
+            let v = decap_call(&mut call, &mut cut);
             assert!(matches!(v, DecapVerdict::Drop(_)), "len {len}: {v:?}");
         }
         for at in 0..frame.len() {
@@ -698,7 +710,7 @@ fn truncated_and_corrupted_frames_never_panic() {
                 let mut call = CallState::from_established(&established(mode), SERVER);
                 let mut bad = frame.clone();
                 bad[at] ^= flip;
-                let _ = decap(&call.config, &mut call.upstream, &call.acks, &mut bad);
+                let _ = decap_call(&mut call, &mut bad);
             }
         }
         // Downstream: every headroom short of enough, every inner length.
@@ -708,15 +720,7 @@ fn truncated_and_corrupted_frames_never_panic() {
             let mut call = CallState::from_established(&established(mode), SERVER);
             let mut buf = vec![0u8; start + down.len()];
             buf[start..].copy_from_slice(&down);
-            let v = encap(
-                &call.config,
-                &mut call.downstream,
-                &call.acks,
-                &l2,
-                &mut buf,
-                start..start + down.len(),
-                true,
-            );
+            let v = encap_call(&mut call, &l2, &mut buf, start..start + down.len());
             if let EncapVerdict::Drop(reason) = v {
                 assert_eq!(reason, DropReason::NoHeadroom);
                 assert_eq!(
@@ -730,14 +734,11 @@ fn truncated_and_corrupted_frames_never_panic() {
             let mut call = CallState::from_established(&established(mode), SERVER);
             let mut buf = vec![0u8; ENCAP_HEADROOM + len];
             buf[ENCAP_HEADROOM..].copy_from_slice(&down[..len]);
-            let v = encap(
-                &call.config,
-                &mut call.downstream,
-                &call.acks,
+            let v = encap_call(
+                &mut call,
                 &l2,
                 &mut buf,
                 ENCAP_HEADROOM..ENCAP_HEADROOM + len,
-                true,
             );
             assert!(matches!(v, EncapVerdict::Drop(_)), "len {len}");
         }
@@ -746,15 +747,7 @@ fn truncated_and_corrupted_frames_never_panic() {
         let mut buf = vec![0u8; 10];
         #[allow(clippy::reversed_empty_ranges)]
         for range in [5..2, 0..11, 20..30] {
-            let v = encap(
-                &call.config,
-                &mut call.downstream,
-                &call.acks,
-                &l2,
-                &mut buf,
-                range,
-                true,
-            );
+            let v = encap_call(&mut call, &l2, &mut buf, range);
             assert!(matches!(v, EncapVerdict::Drop(_)));
         }
     }
@@ -768,14 +761,6 @@ fn downstream_beyond_the_mtu_is_dropped() {
     let mut buf = vec![0u8; ENCAP_HEADROOM + down.len()];
     buf[ENCAP_HEADROOM..].copy_from_slice(&down);
     let end = buf.len();
-    let v = encap(
-        &call.config,
-        &mut call.downstream,
-        &call.acks,
-        &l2,
-        &mut buf,
-        ENCAP_HEADROOM..end,
-        true,
-    );
+    let v = encap_call(&mut call, &l2, &mut buf, ENCAP_HEADROOM..end);
     assert_eq!(v, EncapVerdict::Drop(DropReason::ExceedsMtu));
 }
