@@ -142,8 +142,27 @@ pub fn decap(
     acks: &AckExchange,
     frame: &mut [u8],
 ) -> DecapVerdict {
-    let verdict = match parse_outer(frame) {
+    match parse_outer(frame) {
         Ok(outer) => decap_parsed(call, up, acks, frame, &outer),
+        Err(reason) => {
+            up.counters.dropped += 1;
+            DecapVerdict::Drop(reason)
+        }
+    }
+}
+
+/// [`decap`] after [`parse_outer`], for a caller that parsed the frame to find the call.
+/// `outer` must come from `parse_outer(frame)` (a mismatched one gives a drop, not a panic).
+/// Keeps the call's upstream counters, as `decap` does.
+pub fn decap_parsed(
+    call: &CallConfig,
+    up: &mut Upstream,
+    acks: &AckExchange,
+    frame: &mut [u8],
+    outer: &OuterGre,
+) -> DecapVerdict {
+    let verdict = match decap_inner(call, up, acks, frame, outer) {
+        Ok(verdict) => verdict,
         Err(reason) => DecapVerdict::Drop(reason),
     };
     let c = &mut up.counters;
@@ -160,21 +179,6 @@ pub fn decap(
         DecapVerdict::ResetRequest | DecapVerdict::Drop(_) => c.dropped += 1,
     }
     verdict
-}
-
-/// [`decap`] after [`parse_outer`], for a caller that parsed the frame to find the call.
-/// `outer` must come from `parse_outer(frame)` (a mismatched one gives a drop, not a panic).
-pub fn decap_parsed(
-    call: &CallConfig,
-    up: &mut Upstream,
-    acks: &AckExchange,
-    frame: &mut [u8],
-    outer: &OuterGre,
-) -> DecapVerdict {
-    match decap_inner(call, up, acks, frame, outer) {
-        Ok(verdict) => verdict,
-        Err(reason) => DecapVerdict::Drop(reason),
-    }
 }
 
 #[inline]

@@ -195,9 +195,7 @@ fn upstream(
     stats.up_rx.add(frame.len());
     let verdict = {
         let mut up = lock(&call.upstream);
-        let verdict = packet::decap_parsed(&call.config, &mut up, &call.acks, frame, &outer);
-        count_call(&mut up.counters, &verdict);
-        verdict
+        packet::decap_parsed(&call.config, &mut up, &call.acks, frame, &outer)
     };
     match verdict {
         DecapVerdict::Forward { inner } => {
@@ -239,23 +237,6 @@ fn upstream(
             stats.drop(reason);
             FrameAction::Recycle
         }
-    }
-}
-
-/// The call's upstream counters, as [`packet::decap`] keeps them ([`packet::decap_parsed`],
-/// which the worker calls so as not to parse the outer headers twice, leaves them to us).
-fn count_call(c: &mut packet::DirCounters, verdict: &DecapVerdict) {
-    match verdict {
-        DecapVerdict::Forward { inner } | DecapVerdict::Local { inner } => {
-            c.packets += 1;
-            c.bytes += inner.len() as u64;
-        }
-        DecapVerdict::ToControl { frame } => {
-            c.packets += 1;
-            c.bytes += frame.len() as u64;
-        }
-        DecapVerdict::PureAck => {}
-        DecapVerdict::ResetRequest | DecapVerdict::Drop(_) => c.dropped += 1,
     }
 }
 
