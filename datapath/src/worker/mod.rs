@@ -391,8 +391,8 @@ fn pin(queue: u32) {
         .and_then(|ids| ids.into_iter().find(|c| c.id == queue as usize));
     match core {
         Some(core) if core_affinity::set_for_current(core) => {}
-        Some(_) => log::warn!("worker of queue {queue}: pinning to core {queue} failed"),
-        None => log::info!("worker of queue {queue}: no core {queue}, running unpinned"),
+        Some(_) => tracing::warn!("worker of queue {queue}: pinning to core {queue} failed"),
+        None => tracing::info!("worker of queue {queue}: no core {queue}, running unpinned"),
     }
 }
 

@@ -61,7 +61,7 @@ pub fn raise_memlock_limit() -> Option<MemlockLimit> {
     if rc != 0 {
         let err = std::io::Error::last_os_error();
         let shown = now.map_or_else(|| "unknown".to_owned(), |l| l.to_string());
-        log::warn!(
+        tracing::warn!(
             "could not raise RLIMIT_MEMLOCK ({err}; limit stays {shown}): fine with \
              CAP_IPC_LOCK, otherwise every AF_XDP UMEM must fit under the limit"
         );

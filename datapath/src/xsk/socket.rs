@@ -611,7 +611,7 @@ impl XskSocket {
                 ) {
                     Ok(bound) => (bound, BoundMode::ZeroCopy),
                     Err(XskError::Bind { source, .. }) => {
-                        log::info!(
+                        tracing::info!(
                             "AF_XDP ifindex {ifindex} queue {queue}: zero-copy unavailable \
                              ({source}), using copy mode"
                         );
