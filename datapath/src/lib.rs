@@ -9,11 +9,14 @@
 //!   pure functions over caller-owned buffers.
 //!
 //! * [`worker`]: one thread per queue driving its AF_XDP socket through the fast path.
+//! * [`route`]: next hops for forwarded packets, from the kernel's route and neighbour
+//!   tables (rtnetlink), read by the workers without locks.
 //!
 //! The command socket (issue 4) comes next.
 
 pub mod calls;
 pub mod packet;
+pub mod route;
 pub mod steering;
 pub mod worker;
 pub mod xsk;
