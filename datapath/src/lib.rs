@@ -10,9 +10,15 @@
 //!
 //! * [`worker`]: one thread per queue driving its AF_XDP socket through the fast path.
 //!
-//! The command socket (issue 4) comes next.
+//! * [`command`]: the command socket (a Unix socket of `xpptp_proto::command` frames) in
+//!   front of a [`command::Fastpath`]; [`daemon`]: the [`daemon::Datapath`] that assembles
+//!   steering, sockets, call table and workers and is that fast path.
 
 pub mod calls;
+// cmd
+pub mod command;
+pub mod daemon;
+// end cmd
 pub mod packet;
 pub mod steering;
 pub mod worker;
