@@ -26,7 +26,9 @@ use xpptp_datapath::command::CommandServer;
 use xpptp_datapath::command::client::Client;
 use xpptp_datapath::daemon::{AttachMode, Datapath, DatapathConfig, DatapathError};
 use xpptp_datapath::xsk::{BindMode, XskConfig};
-use xpptp_proto::command::{CallInfo, Establish, ListCalls, Message, Remove, WorkerStats};
+use xpptp_proto::command::{
+    CallInfo, Establish, FailureCode, ListCalls, Message, Remove, SendPpp, WorkerStats,
+};
 use xpptp_proto::crypto::mppe::{MppeEncryptor, MppeMode};
 use xpptp_proto::crypto::mppe_keys::{MppeStrength, StartKey};
 use xpptp_proto::ppp::ipcp::NameServers;
@@ -285,6 +287,56 @@ fn daemon_establishes_forwards_lists_and_removes_a_call() {
     assert_eq!(stats.len(), 1);
     assert_eq!(stats[0].upstream.rx.packets, 1, "{stats:?}");
     assert_eq!(stats[0].upstream.tx.packets, 1, "{stats:?}");
+
+    // Refusals change nothing: another call with the same client address, the same call ID
+    // without replace; a PPP frame for no call.
+    let establish = |call: Established, replace: bool| {
+        Message::Establish(Box::new(Establish { call, replace }))
+    };
+    let mut other = established(b.addr);
+    other.local_call_id = CALL + 1;
+    other.gre.local_call_id = CALL + 1;
+    let code = |reply: Message| match reply {
+        Message::Failed(f) => f.code,
+        other => panic!("expected Failed, got {other:?}"),
+    };
+    assert_eq!(
+        code(control.request(establish(other, false)).unwrap()),
+        FailureCode::AddressInUse
+    );
+    assert_eq!(
+        code(
+            control
+                .request(establish(established(b.addr), false))
+                .unwrap()
+        ),
+        FailureCode::CallIdInUse
+    );
+    let ppp = |call| {
+        Message::SendPpp(SendPpp {
+            call,
+            frame: vec![0xc0, 0x21, 0x09, 0x01, 0x00, 0x08, 0, 0, 0, 0],
+        })
+    };
+    assert_eq!(
+        code(control.request(ppp(CALL + 1)).unwrap()),
+        FailureCode::NoSuchCall
+    );
+    assert_eq!(list(&mut control).len(), 1);
+    assert_eq!(list(&mut control)[0].upstream.packets, 1, "untouched");
+    // Replace: a fresh state for the same call (MPPE and counters start again).
+    assert_eq!(
+        control
+            .request(establish(established(b.addr), true))
+            .unwrap(),
+        Message::Done
+    );
+    let calls = list(&mut control);
+    assert_eq!(
+        (calls.len(), calls[0].upstream.packets),
+        (1, 0),
+        "{calls:?}"
+    );
 
     // Remove: the call is gone, and its next frame is not forwarded.
     assert_eq!(
