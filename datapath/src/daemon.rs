@@ -709,6 +709,15 @@ impl Fastpath for Datapath {
                 "the datapath carries calls as the PPTP server; this call's role is client",
             ));
         }
+        if est.gre.local_call_id != id || est.gre.peer_call_id != est.peer_call_id {
+            return Err(refused(
+                FailureCode::InvalidArgument,
+                format!(
+                    "the GRE snapshot is of call {}/{}, the call is {id}/{}",
+                    est.gre.local_call_id, est.gre.peer_call_id, est.peer_call_id
+                ),
+            ));
+        }
         if est.mtu < 68 {
             return Err(refused(
                 FailureCode::InvalidArgument,

@@ -562,6 +562,19 @@ fn socket_file_modes_stale_socket_and_cleanup() {
     assert_eq!(mode(nested.parent().unwrap()), 0o750, "directory mode");
     drop(server);
     assert!(!nested.exists(), "removed on drop too");
+
+    // Stopping does not depend on the file: a server whose socket file was removed under
+    // it still stops (its acceptor is woken through the listening socket itself).
+    let server = CommandServer::start(&nested, "m".into(), Mock::new()).unwrap();
+    std::fs::remove_file(&nested).unwrap();
+    let (done, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        server.stop();
+        let _ = done.send(());
+    });
+    stopped
+        .recv_timeout(Duration::from_secs(30))
+        .expect("stop() returns although the socket file is gone");
 }
 
 #[test]

@@ -103,6 +103,10 @@ impl Client {
     }
 
     /// The next event, waiting up to `timeout` (`None` when none came).
+    ///
+    /// The server writes each frame with one `write`, which a Unix stream socket delivers
+    /// whole for frames of this size; a timeout in the middle of a frame would leave the
+    /// stream out of step, and the next read then fails with a framing error.
     pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Message>, ClientError> {
         if let Some(event) = self.events.pop_front() {
             return Ok(Some(event));

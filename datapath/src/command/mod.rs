@@ -156,6 +156,8 @@ struct Shared<F> {
 pub struct CommandServer<F: Fastpath> {
     shared: Arc<Shared<F>>,
     path: PathBuf,
+    /// A clone of the listening socket, shut down to wake the acceptor.
+    listener: UnixListener,
     acceptor: Option<JoinHandle<()>>,
     pump: Option<JoinHandle<()>>,
 }
@@ -169,6 +171,10 @@ impl<F: Fastpath> CommandServer<F> {
         fastpath: Arc<F>,
     ) -> Result<CommandServer<F>, ServerError> {
         let listener = listen::listen(path)?;
+        let waker = listener.try_clone().map_err(|source| ListenError::Bind {
+            path: path.to_owned(),
+            source,
+        })?;
         let shared = Arc::new(Shared {
             fastpath,
             server_name,
@@ -205,6 +211,7 @@ impl<F: Fastpath> CommandServer<F> {
         Ok(CommandServer {
             shared,
             path: path.to_owned(),
+            listener: waker,
             acceptor: Some(acceptor),
             pump: Some(pump),
         })
@@ -231,8 +238,15 @@ impl<F: Fastpath> CommandServer<F> {
             return;
         };
         self.shared.stop.store(true, Ordering::Relaxed);
-        // Wake the blocking accept(); it sees the flag and returns.
-        drop(UnixStream::connect(&self.path));
+        // Wake the blocking accept(): on Linux a shut-down listening socket fails accept()
+        // with EINVAL; the acceptor then sees the flag and returns. (Connecting to the path
+        // would also wake it, but not if someone removed the file.)
+        if let Err(e) = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Both) {
+            tracing::warn!(
+                "command socket: shutting the listener down failed ({e}); connecting to wake it"
+            );
+            drop(UnixStream::connect(&self.path));
+        }
         let _ = acceptor.join();
         let connections: Vec<Connection> = lock(&self.shared.connections)
             .drain()
