@@ -488,10 +488,15 @@ impl Datapath {
     /// Detaches XDP (the kernel handles the interface's traffic again), then stops the
     /// workers. Established calls are forgotten.
     pub fn shutdown(self) {
-        let Datapath { inner, workers, .. } = self;
+        let Datapath {
+            inner,
+            workers,
+            events,
+            ..
+        } = self;
         let calls = lock(&inner).facts.len();
         drop(inner);
-        tracing::info!(calls, "XDP detached");
+        tracing::info!(calls, events_refused = events.refused(), "XDP detached");
         for worker in workers {
             let queue = worker.queue();
             if let Err(e) = worker.stop() {
