@@ -12,9 +12,15 @@
 //! * [`route`]: next hops for forwarded packets, from the kernel's route and neighbour
 //!   tables (rtnetlink), read by the workers without locks.
 //!
-//! The command socket (issue 4) comes next.
+//! * [`command`]: the command socket (a Unix socket of `xpptp_proto::command` frames) in
+//!   front of a [`command::Fastpath`]; [`daemon`]: the [`daemon::Datapath`] that assembles
+//!   steering, sockets, call table and workers and is that fast path.
 
 pub mod calls;
+// cmd
+pub mod command;
+pub mod daemon;
+// end cmd
 pub mod packet;
 pub mod route;
 pub mod steering;

@@ -1,34 +1,66 @@
-//! `xpptp-datapath`: for now, loads the XDP steering program, attaches it to an interface and
-//! prints its verdict counters. The AF_XDP workers come next (issue 4).
+//! `xpptp-datapath`: attaches the XDP steering program, runs one AF_XDP worker per receive
+//! queue, and serves the command socket the control plane establishes calls through.
+//!
+//! SIGTERM or SIGINT: the command socket closes (its file is removed), XDP is detached (the
+//! kernel handles the interface's traffic again) and the workers stop.
 
 use std::net::Ipv4Addr;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use aya::programs::XdpMode;
 use clap::{Parser, ValueEnum};
-use xpptp_datapath::steering::Steering;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing_subscriber::EnvFilter;
+use xpptp_datapath::command::{CommandServer, DEFAULT_SOCKET};
+use xpptp_datapath::daemon::{AttachMode, Datapath, DatapathConfig};
 
-/// xpptp's data path: XDP steering of established PPTP calls (AF_XDP workers to come).
+/// xpptp's data path: XDP steering and AF_XDP workers for established PPTP calls, driven
+/// by the control plane over a Unix command socket.
+///
+/// Needs root, or CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW and CAP_IPC_LOCK. Log verbosity:
+/// RUST_LOG (for example RUST_LOG=debug, or RUST_LOG=xpptp_datapath=debug).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Interface to attach the XDP program to.
+    /// Interface the clients' GRE arrives on (and, one-armed, the uplink).
     #[arg(short, long)]
     interface: String,
-    /// XDP attach mode: native (driver), generic (skb), or native with a fallback to generic.
+    /// XDP attach mode: native (in the driver), generic (skb, any interface, slower), or
+    /// auto (native, falling back to generic with a warning).
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     mode: Mode,
-    /// Seconds between counter printouts.
-    #[arg(long, default_value_t = 1)]
-    interval: u64,
-    /// Stop (and detach) after this many seconds; run until killed when absent.
+    /// Receive queues to serve, one AF_XDP socket and one pinned worker each [default:
+    /// every RX queue of the interface].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    queues: Option<u32>,
+    /// The command socket (created 0600, its directory 0750 if missing).
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// MAC address of the next hop every frame is sent to (one-armed mode), as
+    /// aa:bb:cc:dd:ee:ff.
+    #[arg(long, value_parser = parse_mac)]
+    next_hop_mac: [u8; 6],
+    /// Our outer IPv4 address, the one clients' control connections reach [default: the
+    /// interface's].
     #[arg(long)]
-    duration: Option<u64>,
-    /// Mark a call established for testing, as CALL_ID:PEER_ADDR (repeatable).
-    #[arg(long = "call", value_parser = parse_call)]
-    calls: Vec<(u16, Ipv4Addr)>,
+    local_address: Option<Ipv4Addr>,
+    /// The interface's MAC address [default: read from sysfs].
+    #[arg(long, value_parser = parse_mac)]
+    local_mac: Option<[u8; 6]>,
+    /// Do not pin worker N to core N.
+    #[arg(long)]
+    no_pin: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log the workers' and the XDP program's counters every this many seconds.
+    #[arg(long)]
+    stats_interval: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -38,59 +70,127 @@ enum Mode {
     Auto,
 }
 
-fn parse_call(s: &str) -> Result<(u16, Ipv4Addr), String> {
-    let (id, addr) = s
-        .split_once(':')
-        .ok_or_else(|| "expected CALL_ID:PEER_ADDR".to_string())?;
-    let id = id.parse().map_err(|e| format!("call ID {id:?}: {e}"))?;
-    let addr = addr
-        .parse()
-        .map_err(|e| format!("peer address {addr:?}: {e}"))?;
-    Ok((id, addr))
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
-fn main() -> anyhow::Result<()> {
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("{s:?} is not a MAC address (expected aa:bb:cc:dd:ee:ff)");
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for byte in &mut mac {
+        let part = parts.next().ok_or_else(bad)?;
+        if part.len() != 2 {
+            return Err(bad());
+        }
+        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    match parts.next() {
+        None => Ok(mac),
+        Some(_) => Err(bad()),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn log_stats(datapath: &Datapath) {
+    use xpptp_datapath::command::Fastpath as _;
+    for w in datapath.worker_stats() {
+        tracing::info!(
+            worker = w.worker,
+            up_rx = w.upstream.rx.packets,
+            up_tx = w.upstream.tx.packets,
+            down_rx = w.downstream.rx.packets,
+            down_tx = w.downstream.tx.packets,
+            drops = ?w.drops,
+            "worker counters"
+        );
+    }
+    let xdp: Vec<String> = datapath
+        .xdp_counters()
+        .into_iter()
+        .filter(|(_, packets, _)| *packets != 0)
+        .map(|(name, packets, _)| format!("{name}={packets}"))
+        .collect();
+    tracing::info!(counters = %xdp.join(" "), "XDP verdicts");
+}
+
+fn main() -> ExitCode {
     let args = Args::parse();
-    let mut steering = Steering::load().context("loading the XDP program")?;
-    for &(call_id, peer) in &args.calls {
-        steering.establish_call(call_id, peer, false)?;
-    }
-    match args.mode {
-        Mode::Native => steering.attach(&args.interface, XdpMode::Driver)?,
-        Mode::Generic => steering.attach(&args.interface, XdpMode::Skb)?,
-        Mode::Auto => {
-            if let Err(err) = steering.attach(&args.interface, XdpMode::Driver) {
-                eprintln!(
-                    "warning: native XDP on {} failed ({err}); using generic XDP, which is slower",
-                    args.interface
-                );
-                steering.attach(&args.interface, XdpMode::Skb)?;
-            }
+    init_logging(args.log_format);
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: what failed, why, and (in the errors' own text) what to do.
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
         }
     }
-    eprintln!(
-        "attached to {}; no AF_XDP sockets yet, so steered frames fall back to the kernel",
-        args.interface
-    );
-    let started = Instant::now();
-    loop {
-        thread::sleep(Duration::from_secs(args.interval.max(1)));
-        for (slot, counter) in steering.counters()? {
-            if counter.packets != 0 {
-                println!(
-                    "{:<24} {:>12} packets {:>14} bytes",
-                    slot.name(),
-                    counter.packets,
-                    counter.bytes
-                );
-            }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let mut config = DatapathConfig::new(args.interface.clone(), args.next_hop_mac);
+    config.mode = match args.mode {
+        Mode::Native => AttachMode::Native,
+        Mode::Generic => AttachMode::Generic,
+        Mode::Auto => AttachMode::Auto,
+    };
+    config.queues = args.queues;
+    config.local_address = args.local_address;
+    config.local_mac = args.local_mac;
+    config.pin = !args.no_pin;
+
+    // Signals first, so a SIGTERM during start-up still shuts down cleanly.
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT]).context("installing the SIGTERM/SIGINT handlers")?;
+    let datapath = Arc::new(Datapath::start(&config)?);
+    let server_name = format!("xpptp-datapath {}", env!("CARGO_PKG_VERSION"));
+    let server = CommandServer::start(&args.socket, server_name, Arc::clone(&datapath))?;
+
+    // The stats thread stops when `stop_stats` is dropped.
+    let (stop_stats, stopped) = std::sync::mpsc::channel::<()>();
+    let stats = match args.stats_interval.filter(|s| *s > 0) {
+        Some(secs) => {
+            let datapath = Arc::clone(&datapath);
+            let thread = std::thread::Builder::new()
+                .name("xpptp-stats".into())
+                .spawn(move || {
+                    while let Err(RecvTimeoutError::Timeout) =
+                        stopped.recv_timeout(Duration::from_secs(secs))
+                    {
+                        log_stats(&datapath);
+                    }
+                })
+                .context("starting the stats thread")?;
+            Some(thread)
         }
-        println!();
-        if args
-            .duration
-            .is_some_and(|d| started.elapsed() >= Duration::from_secs(d))
-        {
-            return Ok(());
-        }
+        None => None,
+    };
+
+    if let Some(signal) = signals.forever().next() {
+        tracing::info!(signal, "stopping");
     }
+    server.stop();
+    drop(stop_stats);
+    if let Some(stats) = stats {
+        let _ = stats.join();
+    }
+    match Arc::try_unwrap(datapath) {
+        Ok(datapath) => datapath.shutdown(),
+        // Not expected: every user of the Arc has stopped. Dropping detaches and stops too.
+        Err(_) => tracing::warn!("the datapath is still shared at exit; relying on drop"),
+    }
+    Ok(())
 }

@@ -1,0 +1,855 @@
+//! The datapath daemon assembled: XDP steering, one AF_XDP socket and one worker per receive
+//! queue, the call table, and the [`Fastpath`] the command socket drives.
+//!
+//! # Start and stop
+//!
+//! [`Datapath::start`] follows the working order of AF_XDP (shared/notes/environment.md):
+//! load the program, open and bind one socket per queue, put each into the XSKMAP, attach,
+//! then start the workers. [`Datapath::shutdown`] detaches XDP first (traffic goes back to
+//! the kernel at once), then stops the workers. Any failure on the way drops what was built
+//! (the bpf_link detaches with it).
+//!
+//! # The command path's rules
+//!
+//! One lock ([`Inner`]) serialises every change: the call table's only writer, the XDP maps
+//! and the per-call facts the listing needs. Changes are ordered so that the XDP program
+//! never steers a call's GRE before the workers can find the call, and stops steering it
+//! before the call leaves the table; each establish, replace and remove is all or nothing
+//! (a failed step undoes the earlier ones).
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use aya::programs::XdpMode;
+use xpptp_proto::command::{
+    self as wire, CallInfo, CallList, DirectionStats, DropCount, Failed, FailureCode, MppeInfo,
+    Traffic,
+};
+use xpptp_proto::ppp::link::Role;
+use xpptp_proto::session::{Established, MppeKeyState};
+
+use crate::calls::{CallTable, CallTableWriter, TableError};
+use crate::command::{Event, EventQueue, Fastpath};
+use crate::packet::{CallState, DropReason, L2Header};
+use crate::steering::{Steering, SteeringError};
+use crate::worker::{Other, Worker, WorkerCall, WorkerConfig, WorkerError, WorkerStats};
+use crate::xsk::{XskConfig, XskError, XskSocket};
+
+/// How XDP is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// In the driver, or fail.
+    Native,
+    /// Generic (skb) XDP: any interface, slower.
+    Generic,
+    /// Native, falling back to generic with a warning.
+    Auto,
+}
+
+/// What [`Datapath::start`] needs.
+#[derive(Debug, Clone)]
+pub struct DatapathConfig {
+    /// The interface clients' GRE arrives on (one-armed: the uplink too).
+    pub interface: String,
+    pub mode: AttachMode,
+    /// Receive queues to serve (one socket and worker each); `None`: every RX queue the
+    /// interface has (from sysfs).
+    pub queues: Option<u32>,
+    /// Our outer address (the one clients' control connections reach); `None`: the
+    /// interface's IPv4 address.
+    pub local_address: Option<Ipv4Addr>,
+    /// The interface's MAC, source of every frame sent; `None`: from sysfs.
+    pub local_mac: Option<[u8; 6]>,
+    /// Destination MAC of every frame sent (one-armed mode; neighbour resolution to come).
+    pub next_hop_mac: [u8; 6],
+    /// Every queue's UMEM and rings.
+    pub xsk: XskConfig,
+    /// Pin worker `q` to core `q`.
+    pub pin: bool,
+    /// Events (punted frames, reset requests) queued for the control plane at most.
+    pub event_capacity: usize,
+}
+
+impl DatapathConfig {
+    /// Defaults for `interface` with next hop `next_hop_mac`: native XDP with fallback,
+    /// every queue, addresses from the interface, pinned workers.
+    pub fn new(interface: impl Into<String>, next_hop_mac: [u8; 6]) -> DatapathConfig {
+        DatapathConfig {
+            interface: interface.into(),
+            mode: AttachMode::Auto,
+            queues: None,
+            local_address: None,
+            local_mac: None,
+            next_hop_mac,
+            xsk: XskConfig::default(),
+            pin: true,
+            event_capacity: 4096,
+        }
+    }
+}
+
+/// Why the datapath could not start. Each says what is missing and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    #[error("no network interface named {0:?} in this network namespace (see `ip link`)")]
+    NoSuchInterface(String),
+    #[error(
+        "cannot read {what} of {interface} from {path}: {source}. sysfs shows the network \
+         namespace it was mounted in: run the daemon under `ip netns exec`, which mounts the \
+         right one, or pass the value on the command line ({flag})"
+    )]
+    Sysfs {
+        interface: String,
+        what: &'static str,
+        path: String,
+        flag: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{interface} has no IPv4 address; add one or pass --local-address")]
+    NoLocalAddress { interface: String },
+    #[error(
+        "loading the XDP program failed: needs CAP_BPF and CAP_NET_ADMIN (run as root, or \
+         grant them: setcap cap_bpf,cap_net_admin,cap_net_raw,cap_ipc_lock+ep, or systemd \
+         AmbientCapabilities=) and a kernel with BPF"
+    )]
+    Load(#[source] Box<SteeringError>),
+    #[error(
+        "attaching XDP to {interface} in {mode} mode failed: needs CAP_NET_ADMIN; in native \
+         mode also a driver with XDP support (try --mode generic); another XDP program on the \
+         interface must be removed first (`ip link set dev {interface} xdp off`)"
+    )]
+    Attach {
+        interface: String,
+        mode: &'static str,
+        #[source]
+        source: Box<SteeringError>,
+    },
+    #[error("the XDP program's maps refused {what}")]
+    Maps {
+        what: &'static str,
+        #[source]
+        source: Box<SteeringError>,
+    },
+    #[error(
+        "AF_XDP socket for {interface} queue {queue} failed (needs a kernel with \
+         CONFIG_XDP_SOCKETS, CAP_NET_RAW, and the queue must exist: see --queues)"
+    )]
+    Socket {
+        interface: String,
+        queue: u32,
+        #[source]
+        source: Box<XskError>,
+    },
+    #[error("starting the worker of queue {queue} failed")]
+    Worker {
+        queue: u32,
+        #[source]
+        source: Box<WorkerError>,
+    },
+}
+
+/// What the listing needs that the fast path's call state does not keep.
+#[derive(Debug, Clone)]
+struct CallFacts {
+    peer_call_id: u16,
+    peer: Ipv4Addr,
+    client: Ipv4Addr,
+    /// The XDP call map lets plain IP through (no MPPE upstream).
+    plain_ip: bool,
+    user: Option<Vec<u8>>,
+    transmit: Option<MppeInfo>,
+    receive: Option<MppeInfo>,
+    mtu: u16,
+    since: Instant,
+}
+
+/// Everything the command path changes, under one lock.
+#[derive(Debug)]
+struct Inner {
+    steering: Steering,
+    writer: CallTableWriter<WorkerCall>,
+    facts: BTreeMap<u16, CallFacts>,
+}
+
+/// The running datapath. Field order is drop order: XDP is detached (with `inner`) before
+/// the workers stop.
+#[derive(Debug)]
+pub struct Datapath {
+    inner: Mutex<Inner>,
+    calls: Arc<CallTable<WorkerCall>>,
+    local_address: Ipv4Addr,
+    events: EventQueue,
+    workers: Vec<Worker>,
+}
+
+fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    // Inner is consistent between statements: a panic mid-change leaves at worst one call
+    // half-steered, which the next remove or replace of that call repairs.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn sysfs(interface: &str, file: &str) -> String {
+    format!("/sys/class/net/{interface}/{file}")
+}
+
+/// The interface's index, or `NoSuchInterface`.
+fn ifindex(interface: &str) -> Result<xdp::nic::NicIndex, DatapathError> {
+    let missing = || DatapathError::NoSuchInterface(interface.to_owned());
+    let name = CString::new(interface).map_err(|_| missing())?;
+    xdp::nic::NicIndex::lookup_by_name(&name)
+        .ok()
+        .flatten()
+        .ok_or_else(missing)
+}
+
+/// Reads a sysfs attribute of `interface`, checking that sysfs shows this namespace's
+/// interface (same ifindex).
+fn read_sysfs(
+    interface: &str,
+    index: u32,
+    what: &'static str,
+    file: &str,
+    flag: &'static str,
+) -> Result<String, DatapathError> {
+    let error = |path: String, source| DatapathError::Sysfs {
+        interface: interface.to_owned(),
+        what,
+        path,
+        flag,
+        source,
+    };
+    let index_path = sysfs(interface, "ifindex");
+    let shown = fs::read_to_string(&index_path).map_err(|e| error(index_path.clone(), e))?;
+    if shown.trim().parse::<u32>().ok() != Some(index) {
+        let other = io::Error::other(format!(
+            "it shows ifindex {}, this namespace's {interface} is {index}",
+            shown.trim()
+        ));
+        return Err(error(index_path, other));
+    }
+    let path = sysfs(interface, file);
+    fs::read_to_string(&path).map_err(|e| error(path, e))
+}
+
+fn rx_queues(interface: &str, index: u32) -> Result<u32, DatapathError> {
+    // Checks the namespace through ifindex first.
+    read_sysfs(interface, index, "the queue count", "ifindex", "--queues")?;
+    let path = sysfs(interface, "queues");
+    let entries = fs::read_dir(&path).map_err(|source| DatapathError::Sysfs {
+        interface: interface.to_owned(),
+        what: "the queue count",
+        path: path.clone(),
+        flag: "--queues",
+        source,
+    })?;
+    let n = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count();
+    Ok(u32::try_from(n).unwrap_or(u32::MAX).max(1))
+}
+
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for byte in &mut mac {
+        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+fn interface_mac(interface: &str, index: u32) -> Result<[u8; 6], DatapathError> {
+    let text = read_sysfs(
+        interface,
+        index,
+        "the MAC address",
+        "address",
+        "--local-mac",
+    )?;
+    parse_mac(&text).ok_or_else(|| DatapathError::Sysfs {
+        interface: interface.to_owned(),
+        what: "the MAC address",
+        path: sysfs(interface, "address"),
+        flag: "--local-mac",
+        source: io::Error::other(format!("{:?} is not an Ethernet address", text.trim())),
+    })
+}
+
+fn mppe_info(k: &Option<MppeKeyState>) -> Option<MppeInfo> {
+    k.as_ref().map(|k| MppeInfo {
+        strength: k.strength,
+        mode: k.mode,
+    })
+}
+
+fn refused(code: FailureCode, detail: impl Into<String>) -> Failed {
+    Failed {
+        code,
+        detail: detail.into(),
+    }
+}
+
+fn table_refusal(e: TableError) -> Failed {
+    let code = match e {
+        TableError::CallIdZero => FailureCode::CallIdZero,
+        TableError::CallIdInUse(_) => FailureCode::CallIdInUse,
+        TableError::AddressInUse { .. } => FailureCode::AddressInUse,
+        TableError::NoSuchCall(_) => FailureCode::NoSuchCall,
+    };
+    refused(code, e.to_string())
+}
+
+fn map_refusal(what: &str, e: &SteeringError) -> Failed {
+    let mut detail = format!("{what}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    refused(FailureCode::Internal, detail)
+}
+
+/// The command interface's name for a fast-path drop reason (several of ours share one).
+fn wire_drop_reason(r: DropReason) -> wire::DropReason {
+    use wire::DropReason as W;
+    match r {
+        DropReason::Truncated
+        | DropReason::NotIpv4
+        | DropReason::BadOuterIpv4
+        | DropReason::OuterFragment
+        | DropReason::NotGre
+        | DropReason::BadGre
+        | DropReason::BadPpp
+        | DropReason::BadInnerIpv4
+        | DropReason::NoHeadroom
+        | DropReason::NetworkProtocolNotOpen => W::Malformed,
+        DropReason::CallIdMismatch => W::UnknownCall,
+        DropReason::Spoofed | DropReason::WrongDestination | DropReason::InnerSpoofed => {
+            W::WrongPeer
+        }
+        DropReason::Duplicate => W::Duplicate,
+        DropReason::Stale => W::OutOfWindow,
+        DropReason::Unencrypted | DropReason::UnexpectedMppe | DropReason::Mppe => W::MppeError,
+        DropReason::TtlExpired => W::NoRoute,
+        DropReason::ExceedsMtu => W::TooBig,
+    }
+}
+
+/// One worker's counters as the command interface reports them.
+fn wire_worker_stats(queue: u32, cpu: Option<u32>, s: &WorkerStats) -> wire::WorkerStats {
+    let traffic = |p: crate::worker::PacketsBytes| Traffic {
+        packets: p.packets,
+        bytes: p.bytes,
+    };
+    let mut drops: Vec<DropCount> = Vec::new();
+    let mut add = |reason: wire::DropReason, packets: u64| {
+        if packets == 0 {
+            return;
+        }
+        match drops.iter_mut().find(|d| d.reason == reason) {
+            Some(d) => d.packets = d.packets.saturating_add(packets),
+            None => drops.push(DropCount { reason, packets }),
+        }
+    };
+    for (reason, n) in DropReason::ALL.iter().zip(s.drops.iter()) {
+        add(wire_drop_reason(*reason), *n);
+    }
+    let other = |o: Other| s.other.get(o.index()).copied().unwrap_or(0);
+    add(wire::DropReason::UnknownCall, other(Other::UnknownCall));
+    add(wire::DropReason::UnknownClient, other(Other::UnknownClient));
+    wire::WorkerStats {
+        worker: u16::try_from(queue).unwrap_or(u16::MAX),
+        cpu,
+        upstream: DirectionStats {
+            rx: traffic(s.up_rx),
+            tx: traffic(s.up_tx),
+        },
+        downstream: DirectionStats {
+            rx: traffic(s.down_rx),
+            tx: traffic(s.down_tx),
+        },
+        drops,
+        batches: s.batches,
+        batch_packets: s.batch_frames,
+        handed_off: 0,
+        punted: other(Other::ToControl),
+    }
+}
+
+impl Datapath {
+    /// Loads and attaches XDP on `config.interface`, opens one AF_XDP socket per queue and
+    /// starts one worker per socket. No call is established.
+    pub fn start(config: &DatapathConfig) -> Result<Datapath, DatapathError> {
+        let interface = config.interface.as_str();
+        let index = ifindex(interface)?;
+        let queues = match config.queues {
+            Some(q) => q.max(1),
+            None => rx_queues(interface, index.0)?,
+        };
+        let local_mac = match config.local_mac {
+            Some(mac) => mac,
+            None => interface_mac(interface, index.0)?,
+        };
+        let local_address = match config.local_address {
+            Some(a) => a,
+            None => index
+                .addresses()
+                .ok()
+                .and_then(|(v4, _)| v4)
+                .ok_or_else(|| DatapathError::NoLocalAddress {
+                    interface: interface.to_owned(),
+                })?,
+        };
+
+        let mut steering = Steering::load().map_err(|e| DatapathError::Load(Box::new(e)))?;
+        let mut sockets = Vec::new();
+        for queue in 0..queues {
+            let socket = XskSocket::open(index.0, queue, config.xsk).map_err(|source| {
+                DatapathError::Socket {
+                    interface: interface.to_owned(),
+                    queue,
+                    source: Box::new(source),
+                }
+            })?;
+            steering
+                .set_socket(queue, &socket)
+                .map_err(|source| DatapathError::Maps {
+                    what: "an AF_XDP socket",
+                    source: Box::new(source),
+                })?;
+            sockets.push(socket);
+        }
+        attach(&mut steering, interface, config.mode)?;
+
+        let (calls, writer) = CallTable::<WorkerCall>::new();
+        let mut worker_config =
+            WorkerConfig::new(L2Header::ethernet(config.next_hop_mac, local_mac));
+        worker_config.pin = config.pin;
+        let mut workers = Vec::new();
+        for socket in sockets {
+            let queue = socket.queue();
+            let worker = Worker::spawn(socket, Arc::clone(&calls), worker_config.clone()).map_err(
+                |source| DatapathError::Worker {
+                    queue,
+                    source: Box::new(source),
+                },
+            )?;
+            workers.push(worker);
+        }
+        tracing::info!(
+            interface,
+            queues,
+            %local_address,
+            "datapath running"
+        );
+        Ok(Datapath {
+            inner: Mutex::new(Inner {
+                steering,
+                writer,
+                facts: BTreeMap::new(),
+            }),
+            calls,
+            local_address,
+            events: EventQueue::new(config.event_capacity),
+            workers,
+        })
+    }
+
+    /// Our outer address, as calls are established with it.
+    pub fn local_address(&self) -> Ipv4Addr {
+        self.local_address
+    }
+
+    /// Where events for the control plane are queued (for whoever produces them).
+    pub fn events(&self) -> &EventQueue {
+        &self.events
+    }
+
+    /// The XDP program's verdict counters, summed over CPUs, by slot name.
+    pub fn xdp_counters(&self) -> Vec<(&'static str, u64, u64)> {
+        match lock(&self.inner).steering.counters() {
+            Ok(c) => c
+                .into_iter()
+                .map(|(slot, c)| (slot.name(), c.packets, c.bytes))
+                .collect(),
+            Err(e) => {
+                tracing::warn!("reading the XDP counters failed: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Detaches XDP (the kernel handles the interface's traffic again), then stops the
+    /// workers. Established calls are forgotten.
+    pub fn shutdown(self) {
+        let Datapath {
+            inner,
+            workers,
+            events,
+            ..
+        } = self;
+        let calls = lock(&inner).facts.len();
+        drop(inner);
+        tracing::info!(calls, events_refused = events.refused(), "XDP detached");
+        for worker in workers {
+            let queue = worker.queue();
+            if let Err(e) = worker.stop() {
+                tracing::warn!(queue, "worker stopped with an error: {e}");
+            }
+        }
+        tracing::info!("workers stopped");
+    }
+
+    /// Seam to the workers' control path: a PPP frame for the peer of `call`. Today's
+    /// workers have no queue for frames from control, so this refuses.
+    fn send_to_worker(&self, call: u16, frame: Vec<u8>) -> Result<(), Failed> {
+        let _ = frame;
+        Err(refused(
+            FailureCode::NotSupported,
+            format!(
+                "call {call}: this datapath build cannot send PPP frames yet (the workers' \
+                 control path is not merged)"
+            ),
+        ))
+    }
+
+    /// Seam from the workers' control path: punted frames and reset requests. Today's
+    /// workers count them (`to_control`, `reset_request`) instead of queueing them here.
+    fn wait_worker_events(&self, out: &mut Vec<Event>, timeout: Duration) {
+        self.events.wait_drain(out, timeout);
+    }
+
+    fn call_info(&self, id: u16, facts: &CallFacts) -> CallInfo {
+        let (mut upstream, mut downstream, mut dropped) =
+            (Traffic::default(), Traffic::default(), 0);
+        if let Some(call) = self.calls.get_full(id) {
+            let state = call.state();
+            let up = state
+                .upstream
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .counters;
+            let down = state
+                .downstream
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .counters;
+            upstream = Traffic {
+                packets: up.packets,
+                bytes: up.bytes,
+            };
+            downstream = Traffic {
+                packets: down.packets,
+                bytes: down.bytes,
+            };
+            dropped = up.dropped.saturating_add(down.dropped);
+        }
+        CallInfo {
+            local_call_id: id,
+            peer_call_id: facts.peer_call_id,
+            peer_address: facts.peer,
+            client_tunnel_address: facts.client,
+            user: facts.user.clone(),
+            transmit: facts.transmit,
+            receive: facts.receive,
+            mtu: facts.mtu,
+            // Today's workers share every call behind per-direction locks: no owner.
+            upstream_owner: None,
+            downstream_owner: None,
+            age_secs: facts.since.elapsed().as_secs(),
+            upstream,
+            downstream,
+            dropped,
+        }
+    }
+}
+
+fn attach(steering: &mut Steering, interface: &str, mode: AttachMode) -> Result<(), DatapathError> {
+    let attach_error = |mode, source| DatapathError::Attach {
+        interface: interface.to_owned(),
+        mode,
+        source: Box::new(source),
+    };
+    match mode {
+        AttachMode::Native => steering
+            .attach(interface, XdpMode::Driver)
+            .map_err(|e| attach_error("native", e)),
+        AttachMode::Generic => steering
+            .attach(interface, XdpMode::Skb)
+            .map_err(|e| attach_error("generic", e)),
+        AttachMode::Auto => match steering.attach(interface, XdpMode::Driver) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!(
+                    interface,
+                    "native XDP failed ({e}); using generic XDP, which is slower"
+                );
+                steering
+                    .attach(interface, XdpMode::Skb)
+                    .map_err(|e| attach_error("generic", e))
+            }
+        },
+    }
+}
+
+impl Inner {
+    /// Steers `id`'s GRE and its client's downstream; undoes its own first step on failure.
+    fn steer(&mut self, id: u16, facts: &CallFacts, add_client: bool) -> Result<(), Failed> {
+        if add_client {
+            self.steering
+                .add_client(facts.client, id)
+                .map_err(|e| map_refusal("adding the client to the XDP map", &e))?;
+        }
+        if let Err(e) = self.steering.establish_call(id, facts.peer, facts.plain_ip) {
+            if add_client {
+                self.unsteer_client(facts.client);
+            }
+            return Err(map_refusal("adding the call to the XDP map", &e));
+        }
+        Ok(())
+    }
+
+    fn unsteer_client(&mut self, client: Ipv4Addr) {
+        if let Err(e) = self.steering.remove_client(client) {
+            tracing::warn!(%client, "removing a client from the XDP map failed: {e}");
+        }
+    }
+
+    fn establish(&mut self, id: u16, facts: CallFacts, call: WorkerCall) -> Result<(), Failed> {
+        self.writer
+            .establish(id, facts.client, call)
+            .map_err(|r| table_refusal(r.error))?;
+        if let Err(f) = self.steer(id, &facts, true) {
+            self.writer.remove(id);
+            return Err(f);
+        }
+        self.facts.insert(id, facts);
+        Ok(())
+    }
+
+    fn replace(&mut self, id: u16, facts: CallFacts, call: WorkerCall) -> Result<(), Failed> {
+        let Some(old) = self.facts.get(&id).cloned() else {
+            return self.establish(id, facts, call);
+        };
+        let moved = old.client != facts.client;
+        if let Some(owner) = moved.then(|| self.calls_owner_of(facts.client)).flatten() {
+            return Err(table_refusal(TableError::AddressInUse {
+                address: facts.client,
+                call_id: owner,
+            }));
+        }
+        self.steer(id, &facts, moved)?;
+        if let Err(r) = self.writer.replace(id, facts.client, call) {
+            // Put the XDP maps back as they were.
+            if let Err(e) = self.steering.establish_call(id, old.peer, old.plain_ip) {
+                tracing::warn!(call = id, "restoring the XDP call map failed: {e}");
+            }
+            if moved {
+                self.unsteer_client(facts.client);
+            }
+            return Err(table_refusal(r.error));
+        }
+        if moved {
+            self.unsteer_client(old.client);
+        }
+        self.facts.insert(id, facts);
+        Ok(())
+    }
+
+    fn calls_owner_of(&self, client: Ipv4Addr) -> Option<u16> {
+        self.writer
+            .table()
+            .get_by_address(client)
+            .as_ref()
+            .map(|c| c.call_id())
+    }
+
+    fn remove(&mut self, id: u16) -> Result<(), Failed> {
+        let Some(facts) = self.facts.get(&id).cloned() else {
+            return Err(table_refusal(TableError::NoSuchCall(id)));
+        };
+        // Stop steering first, so no frame of the call reaches a worker after it is gone.
+        self.steering
+            .remove_call(id)
+            .map_err(|e| map_refusal("removing the call from the XDP map", &e))?;
+        if let Err(e) = self.steering.remove_client(facts.client) {
+            if let Err(e) = self.steering.establish_call(id, facts.peer, facts.plain_ip) {
+                tracing::warn!(call = id, "restoring the XDP call map failed: {e}");
+            }
+            return Err(map_refusal("removing the client from the XDP map", &e));
+        }
+        self.writer.remove(id);
+        self.facts.remove(&id);
+        Ok(())
+    }
+}
+
+/// Frames larger than this are refused by [`Fastpath::send_ppp`] (a PPP control frame is
+/// at most the peer's MRU; 1500 + PPP header is generous).
+const MAX_PPP_FRAME: usize = 1504;
+
+impl Fastpath for Datapath {
+    fn workers(&self) -> u16 {
+        u16::try_from(self.workers.len()).unwrap_or(u16::MAX)
+    }
+
+    fn call_count(&self) -> u32 {
+        u32::try_from(self.calls.len()).unwrap_or(u32::MAX)
+    }
+
+    fn establish(&self, est: &Established, replace: bool) -> Result<(), Failed> {
+        let id = est.local_call_id;
+        if id == 0 {
+            return Err(table_refusal(TableError::CallIdZero));
+        }
+        if est.role != Role::Server {
+            return Err(refused(
+                FailureCode::InvalidArgument,
+                "the datapath carries calls as the PPTP server; this call's role is client",
+            ));
+        }
+        if est.gre.local_call_id != id || est.gre.peer_call_id != est.peer_call_id {
+            return Err(refused(
+                FailureCode::InvalidArgument,
+                format!(
+                    "the GRE snapshot is of call {}/{}, the call is {id}/{}",
+                    est.gre.local_call_id, est.gre.peer_call_id, est.peer_call_id
+                ),
+            ));
+        }
+        if est.mtu < 68 {
+            return Err(refused(
+                FailureCode::InvalidArgument,
+                format!("MTU {} is below IPv4's minimum of 68", est.mtu),
+            ));
+        }
+        let facts = CallFacts {
+            peer_call_id: est.peer_call_id,
+            peer: est.peer_address,
+            client: est.client_tunnel_address,
+            plain_ip: est.receive.is_none(),
+            user: est.user.clone(),
+            transmit: mppe_info(&est.transmit),
+            receive: mppe_info(&est.receive),
+            mtu: est.mtu,
+            since: Instant::now(),
+        };
+        let call = WorkerCall::from(CallState::from_established(est, self.local_address));
+        let mut inner = lock(&self.inner);
+        match (replace, inner.facts.contains_key(&id)) {
+            (true, true) => inner.replace(id, facts, call),
+            (false, true) => Err(table_refusal(TableError::CallIdInUse(id))),
+            (_, false) => inner.establish(id, facts, call),
+        }
+    }
+
+    fn remove(&self, call: u16) -> Result<(), Failed> {
+        lock(&self.inner).remove(call)
+    }
+
+    fn send_ppp(&self, call: u16, frame: Vec<u8>) -> Result<(), Failed> {
+        if frame.is_empty() || frame.len() > MAX_PPP_FRAME {
+            return Err(refused(
+                FailureCode::InvalidArgument,
+                format!(
+                    "a PPP frame of {} octets (1 to {MAX_PPP_FRAME})",
+                    frame.len()
+                ),
+            ));
+        }
+        if self.calls.get(call).as_ref().is_none() {
+            return Err(table_refusal(TableError::NoSuchCall(call)));
+        }
+        self.send_to_worker(call, frame)
+    }
+
+    fn list_calls(&self, start: u16, max: u16) -> CallList {
+        let inner = lock(&self.inner);
+        let mut range = inner.facts.range(start..);
+        let calls = range
+            .by_ref()
+            .take(usize::from(max))
+            .map(|(id, facts)| self.call_info(*id, facts))
+            .collect();
+        CallList {
+            calls,
+            next: range.next().map(|(id, _)| *id),
+        }
+    }
+
+    fn worker_stats(&self) -> Vec<wire::WorkerStats> {
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        self.workers
+            .iter()
+            .map(|w| {
+                let queue = w.queue();
+                let pinned = cores.iter().any(|c| c.id == queue as usize);
+                wire_worker_stats(queue, pinned.then_some(queue), &w.snapshot())
+            })
+            .collect()
+    }
+
+    fn wait_events(&self, out: &mut Vec<Event>, timeout: Duration) {
+        self.wait_worker_events(out, timeout);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_parse_strictly() {
+        assert_eq!(
+            parse_mac("02:58:50:01:00:0a\n"),
+            Some([0x02, 0x58, 0x50, 0x01, 0x00, 0x0a])
+        );
+        assert_eq!(parse_mac("02:58:50:01:00"), None);
+        assert_eq!(parse_mac("02:58:50:01:00:0a:0b"), None);
+        assert_eq!(parse_mac("02:58:50:01:00:zz"), None);
+    }
+
+    #[test]
+    fn worker_stats_merge_drop_reasons_and_skip_zeroes() {
+        let mut s = WorkerStats::default();
+        s.drop(DropReason::Truncated);
+        s.drop(DropReason::BadGre);
+        s.drop(DropReason::Spoofed);
+        s.other(Other::UnknownCall);
+        s.other(Other::ToControl);
+        s.up_rx.add(100);
+        let w = wire_worker_stats(1, Some(1), &s);
+        assert_eq!(w.worker, 1);
+        assert_eq!(
+            w.upstream.rx,
+            Traffic {
+                packets: 1,
+                bytes: 100
+            }
+        );
+        assert_eq!(w.punted, 1);
+        assert_eq!(
+            w.drops,
+            vec![
+                DropCount {
+                    reason: wire::DropReason::Malformed,
+                    packets: 2
+                },
+                DropCount {
+                    reason: wire::DropReason::WrongPeer,
+                    packets: 1
+                },
+                DropCount {
+                    reason: wire::DropReason::UnknownCall,
+                    packets: 1
+                },
+            ]
+        );
+    }
+}
