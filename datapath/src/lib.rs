@@ -10,6 +10,11 @@
 //!
 //! * [`worker`]: one thread per queue driving its AF_XDP socket through the fast path.
 //!
+//! * [`tun`] (sockbe): the TUN device through which the kernel gets the packets the fast
+//!   path does not route, and gives back its packets for clients.
+//! * [`backend`] (sockbe): the choice of I/O backend, and the socket backend (raw GRE socket
+//!   and TUN) for hosts without XDP.
+//!
 //! The command socket (issue 4) comes next.
 
 pub mod calls;
@@ -17,3 +22,6 @@ pub mod packet;
 pub mod steering;
 pub mod worker;
 pub mod xsk;
+// sockbe: TUN device and socket backend.
+pub mod backend;
+pub mod tun;
