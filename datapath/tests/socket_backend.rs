@@ -11,6 +11,8 @@
 //! * Downstream: the inside host answers with a UDP socket; the kernel routes the answer into
 //!   the TUN; the client receives GRE for its call ID with the next sequence number and the
 //!   ack of its packet, which decrypts (proto's MppeDecryptor) to the answer, TTL one less.
+//! * Local: an echo request to the concentrator's own tunnel address goes to the kernel
+//!   through the TUN; the kernel's echo reply comes back to the client through the tunnel.
 //! * GRE for an unknown call ID and GRE for the call from another source address are counted
 //!   (`unknown_call`, `spoofed`) and not forwarded.
 //!
@@ -41,7 +43,7 @@ use xpptp_proto::ppp::link::Role;
 use xpptp_proto::pptp::gre::GreSnapshot;
 use xpptp_proto::session::{Established, MppeKeyState};
 use xpptp_proto::wire::gre::{GrePacket, GreRepr};
-use xpptp_proto::wire::ipv4::{IpProtocol, Ipv4Packet};
+use xpptp_proto::wire::ipv4::{IpProtocol, Ipv4Packet, checksum};
 use xpptp_proto::wire::mppe::MppeHeader;
 use xpptp_proto::wire::ppp::{PppFrame, Protocol as PppProtocol};
 
@@ -104,6 +106,16 @@ fn udp(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
     udp.extend_from_slice(&[0, 0]);
     udp.extend_from_slice(payload);
     ipv4(*src.ip(), *dst.ip(), IpProtocol::Udp, &udp)
+}
+
+fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, ident: u16, seq: u16) -> Vec<u8> {
+    let mut icmp = vec![8, 0, 0, 0];
+    icmp.extend_from_slice(&ident.to_be_bytes());
+    icmp.extend_from_slice(&seq.to_be_bytes());
+    icmp.extend_from_slice(b"xpptp-local");
+    let sum = !checksum::data(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    ipv4(src, dst, IpProtocol::Icmp, &icmp)
 }
 
 fn raw(protocol: i32) -> Socket {
@@ -317,8 +329,38 @@ fn socket_backend_forwards_both_directions_and_counts_strangers() {
     assert_eq!(&ip.payload()[0..2], &INSIDE_PORT.to_be_bytes());
     assert_eq!(&ip.payload()[8..], b"answer");
 
-    wait_for(&backend, "one packet each way", |s| {
-        s.up_tx.packets == 1 && s.down_tx.packets == 1
+    // The concentrator's own tunnel address: the echo request goes to the kernel through
+    // the TUN (Local), the kernel's reply comes back through it to the client.
+    let echo = echo_request(CLIENT_TUNNEL, SERVER_TUNNEL, 0x7070, 1);
+    let packet = client.packet(client_addr, conc_addr, CALL, &echo);
+    client.send(&packet, conc_addr);
+    let got = receive(&client.rx, Duration::from_secs(3), |p| {
+        let ip = Ipv4Packet::new_checked(p).ok()?;
+        (ip.src_addr() == conc_addr && ip.dst_addr() == client_addr).then(|| p.to_vec())
+    });
+    let Some(got) = got else {
+        panic!(
+            "no echo reply from the concentrator; {:?}",
+            backend.snapshot()
+        )
+    };
+    let (seq, ack, inner) = client.open(&got).expect("GRE of the client's call");
+    assert_eq!((seq, ack), (NEXT_SEQ + 1, Some(RECV_HIGHEST + 2)));
+    let ip = Ipv4Packet::new_checked(&inner[..]).unwrap();
+    assert_eq!(
+        (ip.src_addr(), ip.dst_addr()),
+        (SERVER_TUNNEL, CLIENT_TUNNEL)
+    );
+    assert_eq!(ip.protocol(), IpProtocol::Icmp);
+    assert_eq!(&ip.payload()[..1], &[0], "echo reply");
+    assert_eq!(
+        &ip.payload()[4..8],
+        &[0x70, 0x70, 0, 1],
+        "ident and sequence"
+    );
+
+    wait_for(&backend, "one packet each way and one local", |s| {
+        s.up_tx.packets == 1 && s.down_tx.packets == 2 && s.other[Other::Local.index()] == 1
     });
 
     // Strangers: an unknown call ID, and the call's ID from another source address.
@@ -338,8 +380,8 @@ fn socket_backend_forwards_both_directions_and_counts_strangers() {
     assert!(leaked.is_none(), "nothing forwarded for the strangers");
     let stats = backend.snapshot();
     assert_eq!(
-        stats.up_rx.packets, 2,
-        "the call's packet and the spoofed one"
+        stats.up_rx.packets, 3,
+        "the call's two packets and the spoofed one"
     );
     assert_eq!(stats.up_tx.packets, 1);
     assert_eq!(stats.dropped(), 1, "{stats:?}");
@@ -348,7 +390,7 @@ fn socket_backend_forwards_both_directions_and_counts_strangers() {
     let call = calls.get_full(CALL).expect("call");
     let up = call.state().upstream.lock().unwrap().counters;
     let down = call.state().downstream.lock().unwrap().counters;
-    assert_eq!((up.packets, down.packets), (1, 1));
+    assert_eq!((up.packets, down.packets), (2, 2));
 
     backend.stop().expect("the backend stops cleanly");
     drop((inner, outer));
