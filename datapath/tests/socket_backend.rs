@@ -13,6 +13,7 @@
 //!   ack of its packet, which decrypts (proto's MppeDecryptor) to the answer, TTL one less.
 //! * Local: an echo request to the concentrator's own tunnel address goes to the kernel
 //!   through the TUN; the kernel's echo reply comes back to the client through the tunnel.
+//! * A burst of 16 upstream packets all arrive, once each.
 //! * GRE for an unknown call ID and GRE for the call from another source address are counted
 //!   (`unknown_call`, `spoofed`) and not forwarded.
 //!
@@ -359,8 +360,35 @@ fn socket_backend_forwards_both_directions_and_counts_strangers() {
         "ident and sequence"
     );
 
-    wait_for(&backend, "one packet each way and one local", |s| {
-        s.up_tx.packets == 1 && s.down_tx.packets == 2 && s.other[Other::Local.index()] == 1
+    // A burst (received in batches when the thread is behind): every packet arrives once.
+    const BURST: u8 = 16;
+    for tag in 0..BURST {
+        let inner = udp(client_sock, inside_sock, &[b'b', tag]);
+        let packet = client.packet(client_addr, conc_addr, CALL, &inner);
+        client.send(&packet, conc_addr);
+    }
+    let mut seen = Vec::new();
+    while seen.len() < usize::from(BURST) {
+        let got = receive(&inside_raw, Duration::from_secs(3), |p| {
+            let ip = Ipv4Packet::new_checked(p).ok()?;
+            let payload = ip.payload().get(8..)?;
+            (ip.src_addr() == CLIENT_TUNNEL && payload.first() == Some(&b'b')).then(|| payload[1])
+        });
+        let Some(tag) = got else {
+            panic!("burst: got {seen:?}; {:?}", backend.snapshot())
+        };
+        seen.push(tag);
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..BURST).collect::<Vec<_>>(),
+        "each burst packet once"
+    );
+    let up = u64::from(BURST) + 1;
+
+    wait_for(&backend, "every packet each way and one local", |s| {
+        s.up_tx.packets == up && s.down_tx.packets == 2 && s.other[Other::Local.index()] == 1
     });
 
     // Strangers: an unknown call ID, and the call's ID from another source address.
@@ -380,17 +408,34 @@ fn socket_backend_forwards_both_directions_and_counts_strangers() {
     assert!(leaked.is_none(), "nothing forwarded for the strangers");
     let stats = backend.snapshot();
     assert_eq!(
-        stats.up_rx.packets, 3,
-        "the call's two packets and the spoofed one"
+        stats.up_rx.packets,
+        up + 2,
+        "the call's packets, the local one and the spoofed one"
     );
-    assert_eq!(stats.up_tx.packets, 1);
+    assert_eq!(stats.up_tx.packets, up);
+    // Every packet read is counted once: for a call, or as what it was (the kernel may also
+    // send the TUN packets of its own, IPv6 ones: not_steerable).
+    let others = [
+        Other::UnknownCall,
+        Other::UnknownClient,
+        Other::NotSteerable,
+    ]
+    .map(|o| stats.other[o.index()])
+    .iter()
+    .sum::<u64>();
+    assert_eq!(
+        stats.batch_frames,
+        stats.up_rx.packets + stats.down_rx.packets + others,
+        "{stats:?}"
+    );
     assert_eq!(stats.dropped(), 1, "{stats:?}");
     assert_eq!(backend.io_errors(), 0);
 
     let call = calls.get_full(CALL).expect("call");
+    let up_packets = up + 1;
     let up = call.state().upstream.lock().unwrap().counters;
     let down = call.state().downstream.lock().unwrap().counters;
-    assert_eq!((up.packets, down.packets), (2, 2));
+    assert_eq!((up.packets, down.packets), (up_packets, 2));
 
     backend.stop().expect("the backend stops cleanly");
     drop((inner, outer));

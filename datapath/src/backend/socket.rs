@@ -5,8 +5,9 @@
 //! * **One upstream thread** owns the raw socket for IP protocol 47. Every raw socket of a
 //!   protocol receives its own copy of every packet of that protocol, so raw sockets cannot
 //!   fan out: N of them would mean N copies. One receiver also keeps each call's GRE in
-//!   arrival order, which stateful MPPE needs. It reads each packet (IPv4 header included),
-//!   runs [`packet::decap_parsed`] and writes the inner packet into the TUN (queue 0); the
+//!   arrival order, which stateful MPPE needs. It receives up to 64 packets (IPv4 header
+//!   included) per `recvmmsg`, runs [`packet::decap_parsed`] on each and writes the inner
+//!   packet into the TUN (queue 0, one `write` per packet: a TUN has no batched write); the
 //!   kernel then routes it (forwarding must be on: `net.ipv4.ip_forward=1`) or delivers it
 //!   (the concentrator's own tunnel address).
 //! * **N downstream threads** (default one per core), each owning one queue of the
@@ -41,15 +42,17 @@
 //! Packets the kernel refused (TUN queue full, send buffer full, route missing) are counted
 //! in [`SocketBackend::io_errors`].
 
-use std::io::{self, Read};
+use std::io::{self, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, recvmmsg};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use xpptp_proto::wire::ipv4::Ipv4Packet;
 
@@ -149,7 +152,7 @@ fn wait_readable(fd: &impl AsFd, timeout: Duration) -> io::Result<bool> {
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
     match poll(&mut fds, PollTimeout::from(ms)) {
         Ok(n) => Ok(n > 0),
-        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(Errno::EINTR) => Ok(false),
         Err(e) => Err(io::Error::from(e)),
     }
 }
@@ -305,13 +308,74 @@ fn warn_if_not_forwarding(tun: &str) {
     }
 }
 
+/// Packets one `recvmmsg` call receives at most (the upstream batch is capped at this).
+const RECV_BATCH: usize = 64;
+/// Room for one received GRE packet: a 9000-byte jumbo frame's packet and then some. A longer
+/// one arrives truncated and is dropped as [`DropReason::Truncated`].
+const RECV_SLOT: usize = ETHERNET_LEN + 9216;
+
+/// The upstream thread's receive buffers: [`RECV_BATCH`] slots, each with room for the
+/// placeholder Ethernet header in front of the packet, filled by one `recvmmsg`.
+struct RecvBatch {
+    slots: Vec<u8>,
+    headers: MultiHeaders<SockaddrIn>,
+    lens: [usize; RECV_BATCH],
+}
+
+impl RecvBatch {
+    fn new() -> RecvBatch {
+        RecvBatch {
+            slots: vec![0; RECV_BATCH * RECV_SLOT],
+            headers: MultiHeaders::preallocate(RECV_BATCH, None),
+            lens: [0; RECV_BATCH],
+        }
+    }
+
+    /// Receives up to `max` packets without blocking; how many (0 when none is waiting).
+    fn recv(&mut self, socket: &Socket, max: usize) -> io::Result<usize> {
+        let mut chunks = self.slots.chunks_exact_mut(RECV_SLOT);
+        let mut iovs: [[IoSliceMut<'_>; 1]; RECV_BATCH] = core::array::from_fn(|_| {
+            let slot = chunks.next().and_then(|c| c.get_mut(ETHERNET_LEN..));
+            [IoSliceMut::new(slot.unwrap_or_default())]
+        });
+        let max = max.clamp(1, RECV_BATCH);
+        let received = recvmmsg(
+            socket.as_raw_fd(),
+            &mut self.headers,
+            iovs.iter_mut().take(max),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        );
+        match received {
+            Ok(results) => {
+                let mut n = 0;
+                for (len, msg) in self.lens.iter_mut().zip(results) {
+                    *len = msg.bytes;
+                    n += 1;
+                }
+                Ok(n)
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => Ok(0),
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
+
+    /// Slot `i` as an Ethernet frame: placeholder header, then the `i`-th packet received.
+    fn frame(&mut self, i: usize) -> Option<&mut [u8]> {
+        let len = *self.lens.get(i)?;
+        let start = i.checked_mul(RECV_SLOT)?;
+        self.slots
+            .get_mut(start..start + ETHERNET_LEN + len.min(RECV_SLOT - ETHERNET_LEN))
+    }
+}
+
 fn upstream_loop(
     s: &Shared,
     gre_rx: &Socket,
     tun: &TunQueue,
     counters: &ThreadCounters,
 ) -> Result<(), SocketBackendError> {
-    let mut buf = vec![0u8; ETHERNET_LEN + MAX_PACKET];
+    let mut batch = RecvBatch::new();
     let mut stats = WorkerStats::default();
     let mut io_errors = 0u64;
     while !s.stop.load(Ordering::Relaxed) {
@@ -319,24 +383,14 @@ fn upstream_loop(
             what: "waiting on the GRE socket",
             source,
         })?;
-        let mut n = 0;
-        while n < s.batch {
-            let Some(packet) = buf.get_mut(ETHERNET_LEN..) else {
-                break;
-            };
-            let len = match (&*gre_rx).read(packet) {
-                Ok(len) => len,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(SocketBackendError::Io {
-                        what: "receiving GRE",
-                        source,
-                    });
-                }
-            };
-            n += 1;
-            let Some(frame) = buf.get_mut(..ETHERNET_LEN + len) else {
+        let n = batch
+            .recv(gre_rx, s.batch)
+            .map_err(|source| SocketBackendError::Io {
+                what: "receiving GRE",
+                source,
+            })?;
+        for i in 0..n {
+            let Some(frame) = batch.frame(i) else {
                 continue;
             };
             if let Some(out) = upstream(frame, &s.calls, &mut stats)
