@@ -13,7 +13,8 @@
 //!   ack of its packet, which decrypts (proto's MppeDecryptor) to the answer, TTL one less.
 //! * Local: an echo request to the concentrator's own tunnel address goes to the kernel
 //!   through the TUN; the kernel's echo reply comes back to the client through the tunnel.
-//! * A burst of 16 upstream packets all arrive, once each.
+//! * A burst of 16 upstream packets all arrive, once each; a burst of 16 downstream packets
+//!   arrives with consecutive sequence numbers.
 //! * GRE for an unknown call ID and GRE for the call from another source address are counted
 //!   (`unknown_call`, `spoofed`) and not forwarded.
 //!
@@ -387,8 +388,31 @@ fn socket_backend_forwards_both_directions_and_counts_strangers() {
     );
     let up = u64::from(BURST) + 1;
 
+    // A downstream burst (one flow, so one TUN queue: in order): consecutive sequence
+    // numbers, each decrypting to its packet.
+    for tag in 0..BURST {
+        inside_udp.send_to(&[b'd', tag], client_sock).unwrap();
+    }
+    for tag in 0..BURST {
+        let got = receive(&client.rx, Duration::from_secs(3), |p| {
+            let ip = Ipv4Packet::new_checked(p).ok()?;
+            (ip.src_addr() == conc_addr && ip.dst_addr() == client_addr).then(|| p.to_vec())
+        });
+        let Some(got) = got else {
+            panic!(
+                "downstream burst: packet {tag} missing; {:?}",
+                backend.snapshot()
+            )
+        };
+        let (seq, _, inner) = client.open(&got).expect("GRE of the client's call");
+        assert_eq!(seq, NEXT_SEQ + 2 + u32::from(tag));
+        let ip = Ipv4Packet::new_checked(&inner[..]).unwrap();
+        assert_eq!(&ip.payload()[8..], &[b'd', tag]);
+    }
+    let down = 2 + u64::from(BURST);
+
     wait_for(&backend, "every packet each way and one local", |s| {
-        s.up_tx.packets == up && s.down_tx.packets == 2 && s.other[Other::Local.index()] == 1
+        s.up_tx.packets == up && s.down_tx.packets == down && s.other[Other::Local.index()] == 1
     });
 
     // Strangers: an unknown call ID, and the call's ID from another source address.
@@ -433,9 +457,10 @@ fn socket_backend_forwards_both_directions_and_counts_strangers() {
 
     let call = calls.get_full(CALL).expect("call");
     let up_packets = up + 1;
+    let down_packets = down;
     let up = call.state().upstream.lock().unwrap().counters;
     let down = call.state().downstream.lock().unwrap().counters;
-    assert_eq!((up.packets, down.packets), (up_packets, 2));
+    assert_eq!((up.packets, down.packets), (up_packets, down_packets));
 
     backend.stop().expect("the backend stops cleanly");
     drop((inner, outer));

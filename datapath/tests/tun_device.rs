@@ -163,6 +163,24 @@ fn tun_device_is_set_up_and_exchanges_packets_with_the_kernel() {
         .expect("a packet to the pool is read from the TUN");
         assert_eq!(got, (TUN_ADDR, b"down the tun".to_vec()));
 
+        // A packet longer than the reader's buffer arrives truncated to it (the backends rely
+        // on this: the length checks after it drop the packet).
+        socket
+            .send_to(&[0x55; 600], (Ipv4Addr::new(10, 10, 0, 8), 9))
+            .unwrap();
+        let mut small = [0u8; 100];
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut outcome = None;
+        while outcome.is_none() && Instant::now() < deadline {
+            for q in queues {
+                q.wait_readable(Duration::from_millis(5)).unwrap();
+                match q.recv(&mut small) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    r => outcome = Some(r.map_err(|e| e.raw_os_error())),
+                }
+            }
+        }
+        assert_eq!(outcome, Some(Ok(100)), "truncated read");
         drop(tun);
         let links = ip_output(&ns, &["-o", "link", "show"]);
         assert!(!links.contains("xpptp0"), "the device goes with its queues");

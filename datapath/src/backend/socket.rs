@@ -13,7 +13,8 @@
 //! * **N downstream threads** (default one per core), each owning one queue of the
 //!   multi-queue TUN (the kernel spreads flows over the queues) and its own send socket. The
 //!   client pool is routed into the TUN; each packet read from it is encapsulated
-//!   ([`packet::encap`]) and sent to the client.
+//!   ([`packet::encap`]) in place, and a batch (up to 64) is sent to the clients with one
+//!   `sendmmsg`.
 //!
 //! # Sockets
 //!
@@ -42,8 +43,9 @@
 //! Packets the kernel refused (TUN queue full, send buffer full, route missing) are counted
 //! in [`SocketBackend::io_errors`].
 
-use std::io::{self, IoSliceMut};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,8 +54,8 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, recvmmsg};
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, sendmmsg};
+use socket2::{Domain, Protocol, Socket, Type};
 use xpptp_proto::wire::ipv4::Ipv4Packet;
 
 use crate::calls::CallTable;
@@ -64,8 +66,6 @@ use crate::tun::{Tun, TunConfig, TunError, TunQueue};
 use crate::worker::{Other, SharedCounters, WorkerCall, WorkerStats};
 
 const IPPROTO_GRE: i32 = 47;
-/// The largest IPv4 packet.
-const MAX_PACKET: usize = 65_535;
 /// Receive buffer asked for the GRE socket (the kernel caps it at net.core.rmem_max).
 const GRE_RCVBUF: usize = 4 << 20;
 /// [`packet::parse_outer`] and [`packet::encap`] work on Ethernet frames; here the frames
@@ -202,6 +202,7 @@ impl SocketBackend {
         tun_config.queues = config.downstream_threads;
         let tun = Tun::create(tun_config)?;
         let tun_name = tun.name().to_owned();
+        let mtu = tun.config().mtu;
         warn_if_not_forwarding(&tun_name);
         let queues: Vec<Arc<TunQueue>> = tun.into_queues().into_iter().map(Arc::new).collect();
         let Some(up_queue) = queues.first().cloned() else {
@@ -238,7 +239,7 @@ impl SocketBackend {
             backend.threads.push(
                 std::thread::Builder::new()
                     .name(format!("xpptp-sock-d{i}"))
-                    .spawn(move || downstream_loop(&s, &queue, &sender, &counters))
+                    .spawn(move || downstream_loop(&s, &queue, &sender, &counters, mtu))
                     .map_err(SocketBackendError::Spawn)?,
             );
         }
@@ -471,13 +472,124 @@ fn upstream<'a>(
     }
 }
 
+/// Packets one `sendmmsg` call sends at most (the downstream batch is capped at this).
+const SEND_BATCH: usize = 64;
+
+/// A downstream thread's buffers: [`SEND_BATCH`] slots, each read from the TUN at
+/// [`ENCAP_HEADROOM`], encapsulated in place, then all sent by one `sendmmsg`.
+struct SendBatch {
+    slots: Vec<u8>,
+    slot_len: usize,
+    /// The outer packet of each queued slot (relative to the slot) and its destination.
+    packets: [Range<usize>; SEND_BATCH],
+    peers: [Option<SockaddrIn>; SEND_BATCH],
+    queued: usize,
+    headers: MultiHeaders<SockaddrIn>,
+}
+
+impl SendBatch {
+    /// Slots with room for inner packets of `mtu` bytes (longer reads arrive truncated and
+    /// are dropped by the encapsulation's length check).
+    fn new(mtu: u16) -> SendBatch {
+        let slot_len = ENCAP_HEADROOM + usize::from(mtu).max(576);
+        SendBatch {
+            slots: vec![0; SEND_BATCH * slot_len],
+            slot_len,
+            packets: core::array::from_fn(|_| 0..0),
+            peers: [None; SEND_BATCH],
+            queued: 0,
+            headers: MultiHeaders::preallocate(SEND_BATCH, None),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.queued >= SEND_BATCH
+    }
+
+    /// The next free slot.
+    fn free_slot(&mut self) -> Option<&mut [u8]> {
+        let start = self.queued.checked_mul(self.slot_len)?;
+        self.slots.get_mut(start..start.checked_add(self.slot_len)?)
+    }
+
+    /// Queues the packet at `packet` of the free slot, to `peer`.
+    fn queue(&mut self, packet: Range<usize>, peer: Ipv4Addr) {
+        if let (Some(p), Some(a)) = (
+            self.packets.get_mut(self.queued),
+            self.peers.get_mut(self.queued),
+        ) {
+            *p = packet;
+            *a = Some(SockaddrIn::from(SocketAddrV4::new(peer, 0)));
+            self.queued += 1;
+        }
+    }
+
+    /// Sends every queued packet (one `sendmmsg` when all goes well) and empties the batch.
+    /// A packet the kernel refuses is counted (too long for the path: `exceeds_mtu`; anything
+    /// else: an I/O error) and the rest are sent after it.
+    fn flush(&mut self, socket: &Socket, stats: &mut WorkerStats, io_errors: &mut u64) {
+        let SendBatch {
+            slots,
+            slot_len,
+            packets,
+            peers,
+            queued,
+            headers,
+        } = self;
+        let n = *queued;
+        *queued = 0;
+        let mut slot_packets = slots.chunks_exact(*slot_len).zip(packets.iter());
+        let iovs: [[IoSlice<'_>; 1]; SEND_BATCH] = core::array::from_fn(|_| {
+            let bytes = slot_packets
+                .next()
+                .and_then(|(slot, range)| slot.get(range.clone()));
+            [IoSlice::new(bytes.unwrap_or_default())]
+        });
+        let no_cmsgs: [ControlMessage<'_>; 0] = [];
+        let mut start = 0;
+        while start < n {
+            let (Some(slices), Some(addrs)) = (iovs.get(start..n), peers.get(start..n)) else {
+                return;
+            };
+            match sendmmsg(
+                socket.as_raw_fd(),
+                headers,
+                slices,
+                addrs,
+                no_cmsgs,
+                MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(results) => {
+                    let sent = results.count();
+                    for p in packets.iter().skip(start).take(sent) {
+                        stats.down_tx.add(p.len());
+                    }
+                    // The kernel stops at a message it cannot send and returns its error
+                    // on the next call: `sent` is at least one here.
+                    start += sent.max(1);
+                }
+                Err(Errno::EMSGSIZE) => {
+                    stats.drop(DropReason::ExceedsMtu);
+                    start += 1;
+                }
+                Err(Errno::EINTR) => {}
+                Err(_) => {
+                    *io_errors += 1;
+                    start += 1;
+                }
+            }
+        }
+    }
+}
+
 fn downstream_loop(
     s: &Shared,
     tun: &TunQueue,
     sender: &Socket,
     counters: &ThreadCounters,
+    mtu: u16,
 ) -> Result<(), SocketBackendError> {
-    let mut buf = vec![0u8; ENCAP_HEADROOM + MAX_PACKET];
+    let mut batch = SendBatch::new(mtu);
     let l2 = L2Header::ethernet([0; 6], [0; 6]);
     let mut stats = WorkerStats::default();
     let mut io_errors = 0u64;
@@ -488,8 +600,11 @@ fn downstream_loop(
                 source,
             })?;
         let mut n = 0;
-        while n < s.batch {
-            let Some(packet) = buf.get_mut(ENCAP_HEADROOM..) else {
+        while n < s.batch && !batch.is_full() {
+            let Some(slot) = batch.free_slot() else {
+                break;
+            };
+            let Some(packet) = slot.get_mut(ENCAP_HEADROOM..) else {
                 break;
             };
             let len = match tun.recv(packet) {
@@ -504,20 +619,14 @@ fn downstream_loop(
                 }
             };
             n += 1;
-            let Some(frame) = buf.get_mut(..ENCAP_HEADROOM + len) else {
+            let Some(frame) = slot.get_mut(..ENCAP_HEADROOM + len) else {
                 continue;
             };
             if let Some((packet, peer)) = downstream(frame, &s.calls, &l2, &mut stats) {
-                let to = SockAddr::from(SocketAddrV4::new(peer, 0));
-                match sender.send_to(packet, &to) {
-                    Ok(_) => stats.down_tx.add(packet.len()),
-                    Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
-                        stats.drop(DropReason::ExceedsMtu);
-                    }
-                    Err(_) => io_errors += 1,
-                }
+                batch.queue(packet, peer);
             }
         }
+        batch.flush(sender, &mut stats, &mut io_errors);
         stats.batch(n);
         counters.stats.publish(&stats);
         counters.io_errors.store(io_errors, Ordering::Relaxed);
@@ -526,13 +635,13 @@ fn downstream_loop(
 }
 
 /// One packet read from the TUN (at [`ENCAP_HEADROOM`] in `frame`) through the fast path;
-/// the outer IPv4 packet to send and the client's address, if any.
-fn downstream<'a>(
-    frame: &'a mut [u8],
+/// where the outer IPv4 packet to send lies in `frame`, and the client's address, if any.
+fn downstream(
+    frame: &mut [u8],
     calls: &CallTable<WorkerCall>,
     l2: &L2Header,
     stats: &mut WorkerStats,
-) -> Option<(&'a [u8], Ipv4Addr)> {
+) -> Option<(Range<usize>, Ipv4Addr)> {
     let inner = ENCAP_HEADROOM..frame.len();
     let packet = frame.get(inner.clone())?;
     // IPv6 (router solicitations and the like, when the device has IPv6) is not ours.
@@ -566,7 +675,7 @@ fn downstream<'a>(
     match verdict {
         EncapVerdict::Send { frame: range } => {
             let ip = range.start.checked_add(ETHERNET_LEN)?..range.end;
-            Some((frame.get(ip)?, call.config.peer_addr))
+            Some((ip, call.config.peer_addr))
         }
         EncapVerdict::Drop(reason) => {
             stats.drop(reason);
