@@ -175,13 +175,19 @@ impl TunQueue {
 
     /// Waits until a packet can be read or `timeout` passes; true when one can.
     pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
-        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(self.device.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(ms)) {
-            Ok(n) => Ok(n > 0),
-            Err(nix::errno::Errno::EINTR) => Ok(false),
-            Err(e) => Err(io::Error::from(e)),
-        }
+        wait_readable(&self.device, timeout)
+    }
+}
+
+/// Waits until `fd` is readable or `timeout` passes (whole milliseconds, at most 65 s); true
+/// when it is. An interrupted wait reports false.
+pub(crate) fn wait_readable(fd: &impl AsFd, timeout: Duration) -> io::Result<bool> {
+    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(n) => Ok(n > 0),
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(e) => Err(io::Error::from(e)),
     }
 }
 

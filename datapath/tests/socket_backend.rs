@@ -462,6 +462,7 @@ fn socket_backend_forwards_both_directions_and_counts_strangers() {
     let down = call.state().downstream.lock().unwrap().counters;
     assert_eq!((up.packets, down.packets), (up_packets, down_packets));
 
+    assert!(backend.all_running());
     backend.stop().expect("the backend stops cleanly");
     drop((inner, outer));
 }

@@ -46,14 +46,13 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, sendmmsg};
 use socket2::{Domain, Protocol, Socket, Type};
 use xpptp_proto::wire::ipv4::Ipv4Packet;
@@ -62,7 +61,7 @@ use crate::calls::CallTable;
 use crate::packet::{
     self, DecapVerdict, DropReason, ENCAP_HEADROOM, ETHERNET_LEN, EncapVerdict, L2Header,
 };
-use crate::tun::{Tun, TunConfig, TunError, TunQueue};
+use crate::tun::{Tun, TunConfig, TunError, TunQueue, wait_readable};
 use crate::worker::{Other, SharedCounters, WorkerCall, WorkerStats};
 
 const IPPROTO_GRE: i32 = 47;
@@ -130,31 +129,22 @@ pub enum SocketBackendError {
     Panicked,
 }
 
+fn raw_socket_error(what: &'static str, source: io::Error) -> SocketBackendError {
+    match source.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            SocketBackendError::RawPermission { what, source }
+        }
+        _ => SocketBackendError::RawSocket { what, source },
+    }
+}
+
 fn raw_socket(protocol: i32, what: &'static str) -> Result<Socket, SocketBackendError> {
-    let socket =
-        Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(protocol))).map_err(|source| {
-            match source.raw_os_error() {
-                Some(libc::EPERM) | Some(libc::EACCES) => {
-                    SocketBackendError::RawPermission { what, source }
-                }
-                _ => SocketBackendError::RawSocket { what, source },
-            }
-        })?;
+    let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(protocol)))
+        .map_err(|source| raw_socket_error(what, source))?;
     socket
         .set_nonblocking(true)
         .map_err(|source| SocketBackendError::Io { what, source })?;
     Ok(socket)
-}
-
-/// Waits until `fd` is readable or `timeout` passes.
-fn wait_readable(fd: &impl AsFd, timeout: Duration) -> io::Result<bool> {
-    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-    match poll(&mut fds, PollTimeout::from(ms)) {
-        Ok(n) => Ok(n > 0),
-        Err(Errno::EINTR) => Ok(false),
-        Err(e) => Err(io::Error::from(e)),
-    }
 }
 
 /// One thread's published counters and I/O error count.
@@ -254,6 +244,12 @@ impl SocketBackend {
     /// Threads running: one upstream, then the downstream ones.
     pub fn threads(&self) -> usize {
         self.threads.len()
+    }
+
+    /// Whether every thread is still running (one that stopped on an error reports it
+    /// through [`stop`](Self::stop)).
+    pub fn all_running(&self) -> bool {
+        self.threads.iter().all(|t| !t.is_finished())
     }
 
     /// Every thread's counters summed, as last published (once per batch).
@@ -430,7 +426,7 @@ fn upstream<'a>(
         return None;
     };
     let call = call.state();
-    stats.up_rx.add(frame.len() - ETHERNET_LEN);
+    stats.up_rx.add(frame.len().saturating_sub(ETHERNET_LEN));
     let verdict = {
         let mut up = call
             .upstream
@@ -687,6 +683,17 @@ fn downstream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_privileges_are_named() {
+        let eperm = raw_socket_error("receiving GRE", io::Error::from_raw_os_error(libc::EPERM));
+        assert!(matches!(eperm, SocketBackendError::RawPermission { .. }));
+        assert!(eperm.to_string().contains("CAP_NET_RAW"), "{eperm}");
+        let other = raw_socket_error("sending GRE", io::Error::from_raw_os_error(libc::ENOBUFS));
+        assert!(matches!(other, SocketBackendError::RawSocket { .. }));
+        let tun = SocketBackendError::from(TunError::NoQueue);
+        assert!(tun.to_string().contains("fallback"), "{tun}");
+    }
 
     /// Whatever the bytes and their length, the per-packet steps count and never panic.
     #[test]
