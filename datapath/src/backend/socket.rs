@@ -82,6 +82,9 @@ pub struct SocketConfig {
     pub batch: usize,
     /// How long a thread waits for packets before it checks the stop flag.
     pub poll_timeout: Duration,
+    /// Pin downstream thread `i` to core `i` (when that core exists); the upstream thread
+    /// stays unpinned.
+    pub pin: bool,
 }
 
 impl SocketConfig {
@@ -91,6 +94,7 @@ impl SocketConfig {
             downstream_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             batch: 64,
             poll_timeout: Duration::from_millis(10),
+            pin: true,
         }
     }
 }
@@ -193,6 +197,7 @@ impl SocketBackend {
         let tun = Tun::create(tun_config)?;
         let tun_name = tun.name().to_owned();
         let mtu = tun.config().mtu;
+        let pin = config.pin;
         warn_if_not_forwarding(&tun_name);
         let queues: Vec<Arc<TunQueue>> = tun.into_queues().into_iter().map(Arc::new).collect();
         let Some(up_queue) = queues.first().cloned() else {
@@ -229,7 +234,12 @@ impl SocketBackend {
             backend.threads.push(
                 std::thread::Builder::new()
                     .name(format!("xpptp-sock-d{i}"))
-                    .spawn(move || downstream_loop(&s, &queue, &sender, &counters, mtu))
+                    .spawn(move || {
+                        if pin {
+                            pin_to_core(i);
+                        }
+                        downstream_loop(&s, &queue, &sender, &counters, mtu)
+                    })
                     .map_err(SocketBackendError::Spawn)?,
             );
         }
@@ -290,6 +300,16 @@ impl Drop for SocketBackend {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+/// Pins the calling thread to core `core`, when it exists (a log line otherwise).
+fn pin_to_core(core: usize) {
+    let id = core_affinity::get_core_ids().and_then(|ids| ids.into_iter().find(|c| c.id == core));
+    match id {
+        Some(id) if core_affinity::set_for_current(id) => {}
+        Some(_) => tracing::warn!("socket backend: pinning to core {core} failed"),
+        None => tracing::info!("socket backend: no core {core}, thread runs unpinned"),
     }
 }
 
