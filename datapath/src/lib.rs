@@ -7,22 +7,24 @@
 //! * [`xsk`]: the AF_XDP sockets (one UMEM and socket per receive queue) the workers drive.
 //! * [`packet`]: the per-packet fast path, upstream (`decap`) and downstream (`encap`), as
 //!   pure functions over caller-owned buffers.
-//!
 //! * [`worker`]: one thread per queue driving its AF_XDP socket through the fast path.
 //! * [`route`]: next hops for forwarded packets, from the kernel's route and neighbour
 //!   tables (rtnetlink), read by the workers without locks.
-//!
+//! * [`tun`]: the TUN device through which the kernel gets the packets the fast path does
+//!   not route, and gives back its packets for clients.
+//! * [`backend`]: the choice of I/O backend, and the socket backend (raw GRE socket and
+//!   TUN) for hosts without XDP.
 //! * [`command`]: the command socket (a Unix socket of `xpptp_proto::command` frames) in
 //!   front of a [`command::Fastpath`]; [`daemon`]: the [`daemon::Datapath`] that assembles
 //!   steering, sockets, call table and workers and is that fast path.
 
+pub mod backend;
 pub mod calls;
-// cmd
 pub mod command;
 pub mod daemon;
-// end cmd
 pub mod packet;
 pub mod route;
 pub mod steering;
+pub mod tun;
 pub mod worker;
 pub mod xsk;
