@@ -14,6 +14,8 @@
 
 pub mod calls;
 pub mod packet;
+// owner: the workers' punt queue and the control plane's outgoing PPP frames.
+pub mod punt;
 pub mod steering;
 pub mod worker;
 pub mod xsk;
