@@ -199,9 +199,32 @@ fn stateful_call_data_acks_and_control_frames() {
         let got = receive(&peer_rx, |f| client.open_data(&link, f));
         assert_eq!(got, Some(decremented(&down)), "{:?}", c.total());
 
+        // A lost packet: stateful MPPE cannot decrypt past the gap, the control plane is
+        // asked for a CCP Reset-Request.
+        let _lost = client.data(&link, &udp(spec.client_tunnel, INSIDE_HOST, 4, 50));
+        let frame = client.data(&link, &udp(spec.client_tunnel, INSIDE_HOST, 5, 50));
+        assert!(peer_tx.send(&frame));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let punt = loop {
+            if let Some(p) = c.config.control.next_punt() {
+                break Some(p);
+            }
+            if std::time::Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert_eq!(
+            punt.map(|p| (p.call_id, p.event)),
+            Some((spec.call_id, PuntEvent::ResetRequest)),
+            "{:?}",
+            c.total()
+        );
+
         let stats = c.stats_when(|s| s.down_tx.packets >= 3 && s.control_tx.packets >= 1);
         assert_eq!(stats.dropped(), 0, "drops: {:?}", drops(&stats));
-        assert_eq!(stats.up_rx.packets, 2, "{stats:?}");
+        assert_eq!(stats.other[Other::ResetRequest.index()], 1, "{stats:?}");
+        assert_eq!(stats.up_rx.packets, 3, "{stats:?}");
         assert_eq!(stats.other[Other::ToControl.index()], 1);
         assert_eq!(stats.down_tx.packets, 3, "{stats:?}");
         assert_eq!(stats.control_tx.packets, 1, "{stats:?}");
@@ -212,7 +235,8 @@ fn stateful_call_data_acks_and_control_frames() {
 }
 
 /// A stateful call owned by worker 1 whose frames arrive on both queues: worker 0 hands
-/// them over, worker 1 processes them in order; both directions decrypt.
+/// them over, worker 1 processes them in order; both directions decrypt. Then
+/// client-to-client between calls of different owners.
 #[test]
 fn stateful_call_on_two_queues_is_handed_to_its_owner() {
     assert!(
@@ -229,9 +253,17 @@ fn stateful_call_on_two_queues_is_handed_to_its_owner() {
         client_tunnel: Ipv4Addr::new(10, 8, 0, 20),
         mppe: Some(MppeMode::Stateful),
     };
+    // Even call ID: owner 0, for client-to-client across owners.
+    let other = CallSpec {
+        call_id: 0x2002,
+        peer_call_id: 0x1003,
+        client_tunnel: Ipv4Addr::new(10, 8, 0, 21),
+        mppe: Some(MppeMode::Stateful),
+    };
     run_in(&link.a.netns, || {
-        let c = Concentrator::start(&link, 2, &[spec]);
+        let c = Concentrator::start(&link, 2, &[spec, other]);
         assert_eq!(c.calls.get_full(spec.call_id).unwrap().owner(), Some(1));
+        assert_eq!(c.calls.get_full(other.call_id).unwrap().owner(), Some(0));
         let mut client = TestClient::new(spec);
         let rounds = 4u8;
         for round in 0..rounds {
@@ -276,6 +308,22 @@ fn stateful_call_on_two_queues_is_handed_to_its_owner() {
         assert_eq!((w1.up_tx.packets, w1.down_tx.packets), (n, n), "{w1:?}");
         assert_eq!(w1.other[Other::HandedOff.index()], 0);
         assert_eq!(stats.other[Other::HandOffFull.index()], 0);
+
+        // Client-to-client between the two owners, arriving on queue 0: worker 0 hands the
+        // frame to 1, which decrypts it and hands the inner packet back to 0, the other
+        // call's owner, which encrypts it for that client.
+        let mut peer = TestClient::new(other);
+        let inner = udp(spec.client_tunnel, other.client_tunnel, 0x77, 90);
+        send_from_cpu(0, &peer_tx, &client.data(&link, &inner));
+        let got = receive(&peer_rx, |f| peer.open_data(&link, f));
+        assert_eq!(got, Some(decremented(&inner)), "{:?}", c.total());
+        let stats = c.stats_when(|s| s.c2c_tx.packets >= 1);
+        let (w0, w1) = (c.workers[0].snapshot(), c.workers[1].snapshot());
+        assert_eq!(w0.other[Other::HandedOff.index()], n + 1, "{w0:?}");
+        assert_eq!(w1.other[Other::HandedOff.index()], 1, "{w1:?}");
+        assert_eq!((w0.c2c_tx.packets, w1.c2c_tx.packets), (1, 0));
+        assert_eq!(stats.dropped(), 0, "drops: {:?}", drops(&stats));
+        assert_eq!(stats.other[Other::NotOwner.index()], 0);
         c.stop();
     });
     drop(pair);

@@ -53,8 +53,10 @@
 //!   step when that shows up in profiles. Control frames and pure acks of a stateless call
 //!   go through the same fixed worker, [`control_worker`], so they leave in order.
 //!
-//! A handed frame is never handed on: a worker that gets one for a call it does not own
-//! (a call established with another number of workers) drops it ([`Other::NotOwner`]).
+//! A handed frame is never handed on for the same call: a worker that gets one for a call
+//! it does not own (a call established with another number of workers) drops it
+//! ([`Other::NotOwner`]). Its inner packet may go on to another call's owner
+//! (client-to-client, [`Handed::Routed`]).
 //!
 //! # One-armed mode, and what is not done yet
 //!
@@ -223,7 +225,9 @@ struct Turn<'a> {
     stats: &'a mut WorkerStats,
     acks: &'a mut AckTimer,
     now: Instant,
-    /// The frame being processed came from the inbox: never hand it on.
+    /// The frame being processed came from the inbox and has not passed its call's
+    /// ownership check yet: never hand it on. Cleared once it has (its inner packet may
+    /// still go to another call's owner, client-to-client).
     handed: bool,
 }
 
@@ -304,6 +308,7 @@ fn upstream(frame: &mut Frame<'_>, t: &mut Turn<'_>) -> FrameAction {
     if let Some(owner) = t.elsewhere(call) {
         return t.hand_off(owner, Handed::Frame(frame.to_vec()));
     }
+    t.handed = false;
     t.stats.up_rx.add(frame.len());
     let verdict = {
         let mut up = lock(&call.upstream);
@@ -496,9 +501,9 @@ fn send_built(
 fn drain_inbox(socket: &mut XskSocket, t: &mut Turn<'_>) {
     let handoff = Arc::clone(&t.config.handoff);
     let (me, batch) = (t.me, t.config.batch);
-    t.handed = true;
     handoff.drain(me, batch, |packet| match packet {
         Handed::Frame(bytes) => send_built(socket, t, bytes.len(), |frame, t| {
+            t.handed = true;
             match frame.get_mut(..) {
                 Some(to) if to.len() == bytes.len() => to.copy_from_slice(&bytes),
                 _ => {
@@ -509,6 +514,7 @@ fn drain_inbox(socket: &mut XskSocket, t: &mut Turn<'_>) {
             process_frame(frame, t)
         }),
         Handed::Routed(bytes) => send_built(socket, t, ENCAP_HEADROOM + bytes.len(), |frame, t| {
+            t.handed = true;
             routed(frame, &bytes, t)
         }),
     });
