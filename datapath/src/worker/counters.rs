@@ -25,15 +25,15 @@ pub enum Other {
     UnknownCall,
     /// IPv4 whose destination is no client's tunnel address (the XDP map is stale).
     UnknownClient,
-    /// Neither GRE nor plain IPv4 over untagged Ethernet (downstream VLAN is later work).
+    /// Not IPv4 over Ethernet with at most two VLAN tags.
     NotSteerable,
     /// Upstream packets for the concentrator's own tunnel address (TUN: later work).
     Local,
-    /// PPP frames for the control plane (the command channel: later work).
+    /// PPP frames for the control plane (punted: `crate::punt`).
     ToControl,
     /// GRE acknowledgments without payload (recorded, nothing to send).
     PureAck,
-    /// Stateful MPPE lost packets: the control plane must send a CCP Reset-Request (later).
+    /// Stateful MPPE lost packets: punted, the control plane sends a CCP Reset-Request.
     ResetRequest,
     /// The frame could not be resized for sending (a bug; counted rather than panicking).
     FrameResize,

@@ -2,7 +2,7 @@
 //! [`XskSocket`], running `wait → rx_batch → inbox → control frames → acks → flush` and
 //! processing every frame in place.
 //!
-//! Per received frame ([`process_frame`]):
+//! Per received frame (`process_frame`):
 //!
 //! * Upstream: GRE ([`packet::parse_outer`]) → the call by our call ID
 //!   ([`CallTable::get`]) → [`packet::decap_parsed`] in place → on `Forward`, either
@@ -20,7 +20,7 @@
 //!   ([`CallTable::get_by_address`]) → the frame's head is moved back so the inner packet
 //!   has [`ENCAP_HEADROOM`] free bytes in front ([`Frame::push_head`]) → [`packet::encap`]
 //!   → the frame is trimmed to the encapsulated frame and sent.
-//! * Anything else is recycled and counted ([`Other`], [`DropReason`]).
+//! * Anything else is recycled and counted ([`Other`], [`packet::DropReason`]).
 //!
 //! Then, once per turn, the worker drains its hand-off inbox, sends the control plane's PPP
 //! frames queued for it ([`ControlPath::send_ppp`]) and the pure acks that fell due
