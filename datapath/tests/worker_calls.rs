@@ -330,7 +330,7 @@ fn stateful_call_on_two_queues_is_handed_to_its_owner() {
 }
 
 /// A plain-IP call and a stateless MPPE call on one worker: the GRE window, spoofed and
-/// unknown calls, client-to-client, and VLAN-tagged inside traffic.
+/// unknown calls, client-to-client, VLAN-tagged inside traffic, and inside GRE to a client.
 #[test]
 fn window_refusals_client_to_client_and_vlan() {
     let (pair, link, peer_rx, peer_tx) = setup("cc", 1);
@@ -429,10 +429,21 @@ fn window_refusals_client_to_client_and_vlan() {
         let got = receive(&peer_rx, |f| b.open_data(&link, f));
         assert_eq!(got, Some(decremented(&down)), "{:?}", c.total());
 
-        let stats = c.stats_when(|s| s.down_tx.packets >= 2);
+        // PPTP-looking GRE from the inside to a client, even with a known call's ID: inside
+        // traffic to that client, encapsulated (as XDP classifies it), not upstream.
+        let gre = common::frames::gre(plain.call_id, 77, b"the client's own GRE");
+        let down = ipv4(INSIDE_HOST, stateless.client_tunnel, IpProtocol::Gre, &gre);
+        assert!(peer_tx.send(&inside_frame(&link, &down, None)));
+        let got = receive(&peer_rx, |f| b.open_data(&link, f));
+        assert_eq!(got, Some(decremented(&down)), "{:?}", c.total());
+
+        let stats = c.stats_when(|s| s.down_tx.packets >= 3);
         assert_eq!(stats.c2c_tx.packets, 1, "{stats:?}");
-        assert_eq!(stats.down_tx.packets, 2, "{stats:?}");
-        assert_eq!(stats.down_rx.packets, 1, "the VLAN frame: {stats:?}");
+        assert_eq!(stats.down_tx.packets, 3, "{stats:?}");
+        assert_eq!(
+            stats.down_rx.packets, 2,
+            "the VLAN and GRE frames: {stats:?}"
+        );
         assert_eq!(
             stats.dropped(),
             2,

@@ -279,34 +279,60 @@ fn l3_offset(frame: &[u8]) -> Option<usize> {
 
 /// Processes one frame in place and says what to do with it. Never panics, whatever the
 /// bytes.
+///
+/// GRE is upstream unless it is not a call's GRE to us (not PPTP's GRE, no such call, or
+/// not addressed to the call's local address) and its destination is a client's tunnel
+/// address: then it is inside traffic to that client, as the XDP program classifies it
+/// (a client may run GRE through the tunnel). The fallback costs the common path nothing.
 fn process_frame(frame: &mut Frame<'_>, t: &mut Turn<'_>) -> FrameAction {
     let Some(l3) = l3_offset(frame) else {
         t.stats.other(Other::NotSteerable);
         return FrameAction::Recycle;
     };
-    if frame.get(l3 + 9) == Some(&IPPROTO_GRE) {
-        upstream(frame, t)
-    } else {
-        downstream(frame, l3, t)
+    if frame.get(l3 + 9) != Some(&IPPROTO_GRE) {
+        return downstream(frame, l3, t);
+    }
+    match upstream(frame, t) {
+        Ok(action) => action,
+        Err(refusal) => {
+            if destination(frame, l3).is_some_and(|dst| t.calls.get_by_address(dst).is_some()) {
+                return downstream(frame, l3, t);
+            }
+            match refusal {
+                NotUpstream::Drop(reason) => t.stats.drop(reason),
+                NotUpstream::Other(other) => t.stats.other(other),
+            }
+            FrameAction::Recycle
+        }
     }
 }
 
-fn upstream(frame: &mut Frame<'_>, t: &mut Turn<'_>) -> FrameAction {
-    let outer = match packet::parse_outer(frame) {
-        Ok(outer) => outer,
-        Err(reason) => {
-            t.stats.drop(reason);
-            return FrameAction::Recycle;
-        }
-    };
+/// Why a GRE frame is not a call's upstream (counted only if it is no client's either).
+enum NotUpstream {
+    Drop(packet::DropReason),
+    Other(Other),
+}
+
+/// The IPv4 destination of the packet at `l3`.
+fn destination(frame: &[u8], l3: usize) -> Option<core::net::Ipv4Addr> {
+    match frame.get(l3 + 16..l3 + 20)? {
+        &[a, b, c, d] => Some(core::net::Ipv4Addr::new(a, b, c, d)),
+        _ => None,
+    }
+}
+
+fn upstream(frame: &mut Frame<'_>, t: &mut Turn<'_>) -> Result<FrameAction, NotUpstream> {
+    let outer = packet::parse_outer(frame).map_err(NotUpstream::Drop)?;
     let guard = t.calls.get(outer.call_id);
     let Some(entry) = guard.as_ref() else {
-        t.stats.other(Other::UnknownCall);
-        return FrameAction::Recycle;
+        return Err(NotUpstream::Other(Other::UnknownCall));
     };
+    if outer.dst != entry.config.local_addr {
+        return Err(NotUpstream::Drop(packet::DropReason::WrongDestination));
+    }
     let call = entry.state();
     if let Some(owner) = t.elsewhere(call) {
-        return t.hand_off(owner, Handed::Frame(frame.to_vec()));
+        return Ok(t.hand_off(owner, Handed::Frame(frame.to_vec())));
     }
     t.handed = false;
     t.stats.up_rx.add(frame.len());
@@ -322,7 +348,7 @@ fn upstream(frame: &mut Frame<'_>, t: &mut Turn<'_>) -> FrameAction {
             t.config.ack_delay,
         );
     }
-    match verdict {
+    Ok(match verdict {
         DecapVerdict::Forward { inner } => forward(frame, inner, t),
         DecapVerdict::Local { .. } => {
             t.stats.other(Other::Local);
@@ -349,7 +375,7 @@ fn upstream(frame: &mut Frame<'_>, t: &mut Turn<'_>) -> FrameAction {
             t.stats.drop(reason);
             FrameAction::Recycle
         }
-    }
+    })
 }
 
 /// An upstream inner packet to route: to another call's client, else out the uplink.
