@@ -75,6 +75,9 @@ pub struct OutgoingPpp {
     pub call_id: u16,
     /// From the protocol field on, unencrypted.
     pub frame: Vec<u8>,
+    /// Before sending, make the call's MPPE encryptor send its next packet flushed (the
+    /// peer's CCP Reset-Request, answered by this frame, a Reset-Ack).
+    pub reset_encryptor: bool,
 }
 
 type Notify = Box<dyn Fn() + Send + Sync>;
@@ -174,15 +177,32 @@ impl ControlPath {
     /// `Busy` when that worker's queue is full (counted). A frame for a call that is gone
     /// by the time the worker takes it is dropped there and counted in its stats.
     pub fn send_ppp(&self, call_id: u16, frame: Vec<u8>) -> Result<(), Busy> {
-        let worker = control_worker(call_id, self.workers());
+        self.queue(OutgoingPpp {
+            call_id,
+            frame,
+            reset_encryptor: false,
+        })
+    }
+
+    /// The control plane's answer to the peer's CCP Reset-Request (RFC 1962 section 2.1,
+    /// RFC 3078 section 8.2): like [`send_ppp`](Self::send_ppp) with the CCP Reset-Ack
+    /// `frame`, and the worker first tells the call's encryptor, so the next data packet
+    /// after the Reset-Ack goes out flushed (stateful MPPE; nothing changes for stateless).
+    pub fn send_reset_ack(&self, call_id: u16, frame: Vec<u8>) -> Result<(), Busy> {
+        self.queue(OutgoingPpp {
+            call_id,
+            frame,
+            reset_encryptor: true,
+        })
+    }
+
+    fn queue(&self, outgoing: OutgoingPpp) -> Result<(), Busy> {
+        let worker = control_worker(outgoing.call_id, self.workers());
         let outbox = self.outboxes.get(usize::from(worker)).ok_or(Busy)?;
-        outbox
-            .queue
-            .push(OutgoingPpp { call_id, frame })
-            .map_err(|_| {
-                outbox.dropped.fetch_add(1, Ordering::Relaxed);
-                Busy
-            })
+        outbox.queue.push(outgoing).map_err(|_| {
+            outbox.dropped.fetch_add(1, Ordering::Relaxed);
+            Busy
+        })
     }
 
     /// Worker `me`: the next frame to send, if any.
@@ -246,5 +266,11 @@ mod tests {
         assert_eq!(control.next_outgoing(0), None);
         let got = control.next_outgoing(1).expect("queued for worker 7 % 2");
         assert_eq!((got.call_id, got.frame), (7, vec![0xC0, 0x21, 9]));
+        assert!(!got.reset_encryptor);
+        assert_eq!(
+            control.send_reset_ack(7, vec![0x80, 0xFD, 15, 1, 0, 4]),
+            Ok(())
+        );
+        assert!(control.next_outgoing(1).is_some_and(|o| o.reset_encryptor));
     }
 }

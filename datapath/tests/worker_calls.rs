@@ -18,14 +18,14 @@ use common::concentrator::{
     CallSpec, Concentrator, FIRST_SEQ, Link, MTU, RECV_HIGHEST, TestClient, decremented,
     inside_frame, receive, send_from_cpu, udp,
 };
-use common::frames::{ETH_LEN, ipv4};
+use common::frames::{ETH_LEN, gre_of, ipv4};
 use common::netns::{VethPair, available_cpus, ip, run_in};
 use common::packet_socket::PacketSocket;
 use xpptp_datapath::packet::DropReason;
 use xpptp_datapath::punt::{Punt, PuntEvent};
 use xpptp_datapath::worker::Other;
 use xpptp_ebpf_types::Slot;
-use xpptp_proto::crypto::mppe::MppeMode;
+use xpptp_proto::crypto::mppe::{MppeMode, Verdict};
 use xpptp_proto::wire::ipv4::{IpProtocol, Ipv4Packet};
 use xpptp_proto::wire::tcp::{TcpOption, TcpPacket};
 
@@ -199,6 +199,31 @@ fn stateful_call_data_acks_and_control_frames() {
         let got = receive(&peer_rx, |f| client.open_data(&link, f));
         assert_eq!(got, Some(decremented(&down)), "{:?}", c.total());
 
+        // A downstream packet lost: the client's decryptor sees the gap and would send a
+        // CCP Reset-Request; the control plane answers with a Reset-Ack through the worker,
+        // which makes the next data packet go out flushed: the client decrypts again.
+        let lost = udp(INSIDE_HOST, spec.client_tunnel, 6, 60);
+        assert!(peer_tx.send(&inside_frame(&link, &lost, None)));
+        let got = receive(&peer_rx, |f| {
+            gre_of(f).filter(|&(id, seq)| id == spec.peer_call_id && seq.is_some())
+        });
+        assert!(got.is_some(), "the packet to lose: {:?}", c.total());
+        let after_gap = udp(INSIDE_HOST, spec.client_tunnel, 7, 60);
+        assert!(peer_tx.send(&inside_frame(&link, &after_gap, None)));
+        let got = receive(&peer_rx, |f| client.open(&link, f).filter(|r| r.encrypted));
+        assert_eq!(got.and_then(|r| r.mppe), Some(Verdict::ResetRequest));
+        let reset_ack = vec![0x80, 0xFD, 15, 1, 0, 4];
+        c.config
+            .control
+            .send_reset_ack(spec.call_id, reset_ack.clone())
+            .expect("queue the Reset-Ack");
+        let got = receive(&peer_rx, |f| client.open(&link, f).filter(|r| !r.encrypted));
+        assert_eq!(got.map(|r| r.ppp), Some(reset_ack), "{:?}", c.total());
+        let flushed = udp(INSIDE_HOST, spec.client_tunnel, 8, 60);
+        assert!(peer_tx.send(&inside_frame(&link, &flushed, None)));
+        let got = receive(&peer_rx, |f| client.open_data(&link, f));
+        assert_eq!(got, Some(decremented(&flushed)), "{:?}", c.total());
+
         // A lost packet: stateful MPPE cannot decrypt past the gap, the control plane is
         // asked for a CCP Reset-Request.
         let _lost = client.data(&link, &udp(spec.client_tunnel, INSIDE_HOST, 4, 50));
@@ -221,13 +246,13 @@ fn stateful_call_data_acks_and_control_frames() {
             c.total()
         );
 
-        let stats = c.stats_when(|s| s.down_tx.packets >= 3 && s.control_tx.packets >= 1);
+        let stats = c.stats_when(|s| s.down_tx.packets >= 6 && s.control_tx.packets >= 2);
         assert_eq!(stats.dropped(), 0, "drops: {:?}", drops(&stats));
         assert_eq!(stats.other[Other::ResetRequest.index()], 1, "{stats:?}");
         assert_eq!(stats.up_rx.packets, 3, "{stats:?}");
         assert_eq!(stats.other[Other::ToControl.index()], 1);
-        assert_eq!(stats.down_tx.packets, 3, "{stats:?}");
-        assert_eq!(stats.control_tx.packets, 1, "{stats:?}");
+        assert_eq!(stats.down_tx.packets, 6, "{stats:?}");
+        assert_eq!(stats.control_tx.packets, 2, "{stats:?}");
         assert!(stats.ack_tx.packets >= 1, "{stats:?}");
         c.stop();
     });

@@ -23,7 +23,8 @@
 //! * Anything else is recycled and counted ([`Other`], [`packet::DropReason`]).
 //!
 //! Then, once per turn, the worker drains its hand-off inbox, sends the control plane's PPP
-//! frames queued for it ([`ControlPath::send_ppp`]) and the pure acks that fell due
+//! frames queued for it ([`ControlPath::send_ppp`], [`ControlPath::send_reset_ack`]) and
+//! the pure acks that fell due
 //! ([`ACK_DELAY`]), each built in a free UMEM frame with [`XskSocket::send_with`].
 //!
 //! # Who may mutate a call's state (the rule this module relies on)
@@ -579,6 +580,7 @@ fn drain_outgoing(socket: &mut XskSocket, t: &mut Turn<'_>) {
         let Some(OutgoingPpp {
             call_id,
             frame: ppp,
+            reset_encryptor,
         }) = control.next_outgoing(t.me)
         else {
             break;
@@ -598,6 +600,9 @@ fn drain_outgoing(socket: &mut XskSocket, t: &mut Turn<'_>) {
         send_built(socket, t, len, |frame, t| {
             let verdict = {
                 let mut down = lock(&call.downstream);
+                if reset_encryptor && let Some(encryptor) = down.mppe.as_mut() {
+                    encryptor.reset_request();
+                }
                 packet::ppp_control(
                     &call.config,
                     &mut down,
