@@ -526,25 +526,28 @@ fn send_built(
 /// The frames other workers handed to this one, at most one batch, each copied into a
 /// frame of this worker's UMEM and processed as if received here.
 fn drain_inbox(socket: &mut XskSocket, t: &mut Turn<'_>) {
-    let handoff = Arc::clone(&t.config.handoff);
-    let (me, batch) = (t.me, t.config.batch);
-    handoff.drain(me, batch, |packet| match packet {
-        Handed::Frame(bytes) => send_built(socket, t, bytes.len(), |frame, t| {
-            t.handed = true;
-            match frame.get_mut(..) {
-                Some(to) if to.len() == bytes.len() => to.copy_from_slice(&bytes),
-                _ => {
-                    t.stats.other(Other::FrameResize);
-                    return FrameAction::Recycle;
+    let (config, me) = (t.config, t.me);
+    config
+        .handoff
+        .drain(me, config.batch, |packet| match packet {
+            Handed::Frame(bytes) => send_built(socket, t, bytes.len(), |frame, t| {
+                t.handed = true;
+                match frame.get_mut(..) {
+                    Some(to) if to.len() == bytes.len() => to.copy_from_slice(&bytes),
+                    _ => {
+                        t.stats.other(Other::FrameResize);
+                        return FrameAction::Recycle;
+                    }
                 }
+                process_frame(frame, t)
+            }),
+            Handed::Routed(bytes) => {
+                send_built(socket, t, ENCAP_HEADROOM + bytes.len(), |frame, t| {
+                    t.handed = true;
+                    routed(frame, &bytes, t)
+                })
             }
-            process_frame(frame, t)
-        }),
-        Handed::Routed(bytes) => send_built(socket, t, ENCAP_HEADROOM + bytes.len(), |frame, t| {
-            t.handed = true;
-            routed(frame, &bytes, t)
-        }),
-    });
+        });
     t.handed = false;
 }
 
@@ -575,13 +578,13 @@ fn routed(frame: &mut Frame<'_>, packet: &[u8], t: &mut Turn<'_>) -> FrameAction
 
 /// The control plane's PPP frames queued for this worker, at most one batch.
 fn drain_outgoing(socket: &mut XskSocket, t: &mut Turn<'_>) {
-    let control = Arc::clone(&t.config.control);
-    for _ in 0..t.config.batch {
+    let config = t.config;
+    for _ in 0..config.batch {
         let Some(OutgoingPpp {
             call_id,
             frame: ppp,
             reset_encryptor,
-        }) = control.next_outgoing(t.me)
+        }) = config.control.next_outgoing(t.me)
         else {
             break;
         };
