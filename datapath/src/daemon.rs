@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use aya::programs::XdpMode;
 use xpptp_proto::command::{
     self as wire, CallInfo, CallList, DirectionStats, DropCount, Failed, FailureCode, MppeInfo,
-    Traffic,
+    PppFromPeer, ResetRequestNeeded, Traffic,
 };
 use xpptp_proto::ppp::link::Role;
 use xpptp_proto::session::{Established, MppeKeyState};
@@ -36,6 +36,7 @@ use xpptp_proto::session::{Established, MppeKeyState};
 use crate::calls::{CallTable, CallTableWriter, TableError};
 use crate::command::{Event, EventQueue, Fastpath};
 use crate::packet::{CallState, DropReason, L2Header};
+use crate::punt::{ControlPath, PuntEvent};
 use crate::steering::{Steering, SteeringError};
 use crate::worker::{Other, Worker, WorkerCall, WorkerConfig, WorkerError, WorkerStats};
 use crate::xsk::{XskConfig, XskError, XskSocket};
@@ -184,7 +185,8 @@ pub struct Datapath {
     inner: Mutex<Inner>,
     calls: Arc<CallTable<WorkerCall>>,
     local_address: Ipv4Addr,
-    events: EventQueue,
+    events: Arc<EventQueue>,
+    control: Arc<ControlPath>,
     workers: Vec<Worker>,
 }
 
@@ -428,9 +430,24 @@ impl Datapath {
         attach(&mut steering, interface, config.mode)?;
 
         let (calls, writer) = CallTable::<WorkerCall>::new();
+        let workers_n = usize::try_from(queues).unwrap_or(usize::MAX);
         let mut worker_config =
-            WorkerConfig::new(L2Header::ethernet(config.next_hop_mac, local_mac));
+            WorkerConfig::new(L2Header::ethernet(config.next_hop_mac, local_mac), workers_n);
         worker_config.pin = config.pin;
+        let control = Arc::clone(&worker_config.control);
+        let events = Arc::new(EventQueue::new(config.event_capacity));
+        // A worker that punts rings this: it moves every queued punt into the event queue the
+        // command server's pump waits on. This runs on a worker thread, but only for PPP
+        // control frames (a few per call per minute), never for data; the event queue's lock
+        // is held for a push only. `Weak`: the control path must not own itself.
+        {
+            let (events, weak) = (Arc::clone(&events), Arc::downgrade(&control));
+            control.set_notify(move || {
+                if let Some(control) = weak.upgrade() {
+                    move_punts(&control, &events);
+                }
+            });
+        }
         let mut workers = Vec::new();
         for socket in sockets {
             let queue = socket.queue();
@@ -456,7 +473,8 @@ impl Datapath {
             }),
             calls,
             local_address,
-            events: EventQueue::new(config.event_capacity),
+            events,
+            control,
             workers,
         })
     }
@@ -464,11 +482,6 @@ impl Datapath {
     /// Our outer address, as calls are established with it.
     pub fn local_address(&self) -> Ipv4Addr {
         self.local_address
-    }
-
-    /// Where events for the control plane are queued (for whoever produces them).
-    pub fn events(&self) -> &EventQueue {
-        &self.events
     }
 
     /// The XDP program's verdict counters, summed over CPUs, by slot name.
@@ -492,11 +505,18 @@ impl Datapath {
             inner,
             workers,
             events,
+            control,
             ..
         } = self;
+        control.clear_notify();
         let calls = lock(&inner).facts.len();
         drop(inner);
-        tracing::info!(calls, events_refused = events.refused(), "XDP detached");
+        tracing::info!(
+            calls,
+            events_refused = events.refused(),
+            punts_dropped = control.punts_dropped(),
+            "XDP detached"
+        );
         for worker in workers {
             let queue = worker.queue();
             if let Err(e) = worker.stop() {
@@ -506,22 +526,24 @@ impl Datapath {
         tracing::info!("workers stopped");
     }
 
-    /// Seam to the workers' control path: a PPP frame for the peer of `call`. Today's
-    /// workers have no queue for frames from control, so this refuses.
+    /// A PPP frame for the peer of `call`, queued for the worker that sends the call's
+    /// control frames (which numbers it). A CCP Reset-Ack also makes that worker flush the
+    /// call's MPPE encryptor first: the peer asked for it with its Reset-Request (RFC 3078
+    /// section 8.1), and the ack must be followed by a flushed packet.
     fn send_to_worker(&self, call: u16, frame: Vec<u8>) -> Result<(), Failed> {
-        let _ = frame;
-        Err(refused(
-            FailureCode::NotSupported,
-            format!(
-                "call {call}: this datapath build cannot send PPP frames yet (the workers' \
-                 control path is not merged)"
-            ),
-        ))
+        let frame = strip_address_control(frame);
+        let queued = if is_ccp_reset_ack(&frame) {
+            self.control.send_reset_ack(call, frame)
+        } else {
+            self.control.send_ppp(call, frame)
+        };
+        queued.map_err(|busy| refused(FailureCode::Busy, format!("call {call}: {busy}")))
     }
 
-    /// Seam from the workers' control path: punted frames and reset requests. Today's
-    /// workers count them (`to_control`, `reset_request`) instead of queueing them here.
+    /// Punted frames and reset requests, as the workers queued them.
     fn wait_worker_events(&self, out: &mut Vec<Event>, timeout: Duration) {
+        // A punt queued between a notify and this drain is picked up here, not lost.
+        move_punts(&self.control, &self.events);
         self.events.wait_drain(out, timeout);
     }
 
@@ -740,7 +762,10 @@ impl Fastpath for Datapath {
             mtu: est.mtu,
             since: Instant::now(),
         };
-        let call = WorkerCall::from(CallState::from_established(est, self.local_address));
+        let call = WorkerCall::new(
+            CallState::from_established(est, self.local_address),
+            self.workers.len(),
+        );
         let mut inner = lock(&self.inner);
         match (replace, inner.facts.contains_key(&id)) {
             (true, true) => inner.replace(id, facts, call),
@@ -800,9 +825,48 @@ impl Fastpath for Datapath {
     }
 }
 
+/// Moves the workers' punts into the command server's event queue.
+fn move_punts(control: &ControlPath, events: &EventQueue) {
+    while let Some(punt) = control.next_punt() {
+        let call = punt.call_id;
+        events.push(match punt.event {
+            PuntEvent::Ppp(frame) => Event::PppFromPeer(PppFromPeer { call, frame }),
+            PuntEvent::ResetRequest => Event::ResetRequestNeeded(ResetRequestNeeded { call }),
+        });
+    }
+}
+
+/// The workers take frames from the protocol field on and add address/control themselves.
+fn strip_address_control(mut frame: Vec<u8>) -> Vec<u8> {
+    if frame.starts_with(&[0xFF, 0x03]) {
+        frame.drain(..2);
+    }
+    frame
+}
+
+/// CCP (0x80FD, or 0xFD compressed) with code 15, Reset-Ack (RFC 1962 section 5.2).
+fn is_ccp_reset_ack(frame: &[u8]) -> bool {
+    const RESET_ACK: u8 = 15;
+    match frame {
+        [0x80, 0xFD, code, ..] | [0xFD, code, ..] => *code == RESET_ACK,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reset_acks_are_recognised_in_every_framing() {
+        assert!(is_ccp_reset_ack(&[0x80, 0xFD, 15, 1, 0, 4]));
+        assert!(is_ccp_reset_ack(&[0xFD, 15, 1, 0, 4]));
+        assert!(!is_ccp_reset_ack(&[0x80, 0xFD, 14, 1, 0, 4]));
+        assert!(!is_ccp_reset_ack(&[0xC0, 0x21, 15, 1, 0, 4]));
+        assert!(!is_ccp_reset_ack(&[0x80]));
+        assert_eq!(strip_address_control(vec![0xFF, 0x03, 0xC0, 0x21]), [0xC0, 0x21]);
+        assert_eq!(strip_address_control(vec![0xC0, 0x21]), [0xC0, 0x21]);
+    }
 
     #[test]
     fn macs_parse_strictly() {

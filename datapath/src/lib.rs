@@ -8,6 +8,8 @@
 //! * [`packet`]: the per-packet fast path, upstream (`decap`) and downstream (`encap`), as
 //!   pure functions over caller-owned buffers.
 //! * [`worker`]: one thread per queue driving its AF_XDP socket through the fast path.
+//! * [`punt`]: PPP control frames from the workers to the control plane, and its frames
+//!   to the workers.
 //! * [`route`]: next hops for forwarded packets, from the kernel's route and neighbour
 //!   tables (rtnetlink), read by the workers without locks.
 //! * [`tun`]: the TUN device through which the kernel gets the packets the fast path does
@@ -24,6 +26,8 @@ pub mod command;
 pub mod daemon;
 pub mod packet;
 pub mod route;
+// owner: the workers' punt queue and the control plane's outgoing PPP frames.
+pub mod punt;
 pub mod steering;
 pub mod tun;
 pub mod worker;

@@ -259,7 +259,7 @@ fn socket_backend_forwards_both_directions_and_counts_strangers() {
     let (calls, mut writer) = CallTable::<WorkerCall>::new();
     let state = CallState::from_established(&established(client_addr), conc_addr);
     writer
-        .establish(CALL, CLIENT_TUNNEL, WorkerCall::from(state))
+        .establish(CALL, CLIENT_TUNNEL, WorkerCall::new(state, 1))
         .expect("establish");
     let backend = run_in(conc_ns, || {
         let mut tun = TunConfig::new(Ipv4Prefix::new(SERVER_TUNNEL, 32).unwrap());

@@ -273,7 +273,7 @@ fn forward_both_directions(queues: u32) {
         let (calls, mut writer) = CallTable::<WorkerCall>::new();
         let state = CallState::from_established(&established(b.addr), a.addr);
         writer
-            .establish(CALL, CLIENT_TUNNEL, WorkerCall::from(state))
+            .establish(CALL, CLIENT_TUNNEL, WorkerCall::new(state, queues as usize))
             .expect("establish in the call table");
         let sockets: Vec<XskSocket> = (0..queues).map(|q| open_socket(a.ifname, q)).collect();
         for socket in &sockets {
@@ -290,7 +290,7 @@ fn forward_both_directions(queues: u32) {
         steering
             .attach(a.ifname, XdpMode::Driver)
             .expect("attach XDP in native mode to the veth");
-        let config = WorkerConfig::new(L2Header::ethernet(b.mac, a.mac));
+        let config = WorkerConfig::new(L2Header::ethernet(b.mac, a.mac), queues as usize);
         let workers: Vec<Worker> = sockets
             .into_iter()
             .map(|s| Worker::spawn(s, Arc::clone(&calls), config.clone()).expect("spawn worker"))

@@ -341,18 +341,18 @@ fn cases() -> Vec<Case> {
             Slot::PassUnknownCall,
         ),
         case(
-            "LCP echo request of an established call",
+            "LCP echo request of an established call: to its worker, which punts it",
             upstream(&[], PEER, CALL, &lcp_echo),
             ESTABLISHED,
-            XDP_PASS,
-            Slot::PassPppControl,
+            XDP_REDIRECT,
+            Slot::UpstreamPppControl,
         ),
         case(
             "CCP reset request (0x80FD, not MPPE's 0x00FD) of an established call",
             upstream(&[], PEER, CALL, &ccp_reset),
             ESTABLISHED,
-            XDP_PASS,
-            Slot::PassPppControl,
+            XDP_REDIRECT,
+            Slot::UpstreamPppControl,
         ),
         case(
             "pure ack of an established call",

@@ -141,9 +141,10 @@ pub enum Slot {
     PassUnknownCall = 9,
     /// Enhanced GRE of an established call from a source other than the call's peer.
     PassSpoofed = 10,
-    /// PPP of an established call that is neither MPPE nor allowed plain IP: LCP, CCP,
-    /// IPCP, IPV6CP, ... for the control plane.
-    PassPppControl = 11,
+    /// PPP of an established call that is neither MPPE nor IP: LCP, CCP, IPCP, IPV6CP, ...
+    /// Redirected: the datapath owns an established call's GRE numbering, so its worker
+    /// records the sequence number and acks it, then hands the frame to the control plane.
+    UpstreamPppControl = 11,
     /// Plain IP (0x0021) on a call that does not allow it.
     PassPlainIpRefused = 12,
     /// An IPv4 header with a bad version, header length or total length: passed, the
@@ -170,7 +171,7 @@ impl Slot {
         Slot::PassGreOther,
         Slot::PassUnknownCall,
         Slot::PassSpoofed,
-        Slot::PassPppControl,
+        Slot::UpstreamPppControl,
         Slot::PassPlainIpRefused,
         Slot::PassBadIpv4,
         Slot::AbortedTruncated,
@@ -195,7 +196,7 @@ impl Slot {
             Slot::PassGreOther => "pass_gre_other",
             Slot::PassUnknownCall => "pass_unknown_call",
             Slot::PassSpoofed => "pass_spoofed",
-            Slot::PassPppControl => "pass_ppp_control",
+            Slot::UpstreamPppControl => "upstream_ppp_control",
             Slot::PassPlainIpRefused => "pass_plain_ip_refused",
             Slot::PassBadIpv4 => "pass_bad_ipv4",
             Slot::AbortedTruncated => "aborted_truncated",

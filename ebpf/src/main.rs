@@ -1,15 +1,18 @@
 //! xpptp's XDP program: the first look at every frame on the concentrator's interfaces.
 //!
-//! It steers the data of established PPTP calls to the AF_XDP socket of the frame's receive
-//! queue, where a datapath worker decrypts it, and passes everything else to the kernel:
+//! It steers the GRE of established PPTP calls to the AF_XDP socket of the frame's receive
+//! queue, where a datapath worker handles it, and passes everything else to the kernel:
 //!
 //! * upstream: Enhanced GRE v1 (RFC 2637 section 4.1) for a call the call map marks
 //!   established, from the call's peer, carrying MPPE (PPP 0x00FD), plain IP (0x0021, if the
-//!   call allows it) or nothing (a pure acknowledgment);
+//!   call allows it), nothing (a pure acknowledgment), or another PPP protocol (LCP echo,
+//!   CCP Reset-Request, Terminate: the datapath owns an established call's GRE numbering,
+//!   so its worker takes the frame and hands it to the control plane);
 //! * downstream: IPv4 whose destination is a client's tunnel address (client map).
 //!
-//! PPP negotiation, GRE of unknown calls, spoofed GRE and all other traffic (ping, ssh,
-//! TCP 1723) go to the kernel, where the control plane or the host handles them. Every frame
+//! The PPP negotiation of calls not yet established, GRE of unknown calls, spoofed GRE and
+//! all other traffic (ping, ssh, TCP 1723) go to the kernel, where the control plane or the
+//! host handles them. Every frame
 //! is counted in one verdict slot of a per-CPU array (`xpptp_ebpf_types::Slot`).
 //!
 //! Built for `bpfel-unknown-none` by datapath's build script; on the host this file compiles
@@ -210,7 +213,7 @@ fn classify(ctx: &XdpContext) -> Result<Verdict, Truncated> {
     let (protocol, ppp_len) = match window {
         [PPP_ADDRESS, PPP_CONTROL, first, _] if first & 1 == 1 => (u16::from(first), 3),
         [PPP_ADDRESS, PPP_CONTROL, high, low] => (u16::from_be_bytes([high, low]), 4),
-        [PPP_ADDRESS, ..] => return Ok(Verdict::Pass(Slot::PassPppControl)),
+        [PPP_ADDRESS, ..] => return Ok(Verdict::Pass(Slot::PassGreOther)),
         [first, ..] if first & 1 == 1 => (u16::from(first), 1),
         [high, low, ..] => (u16::from_be_bytes([high, low]), 2),
     };
@@ -221,7 +224,7 @@ fn classify(ctx: &XdpContext) -> Result<Verdict, Truncated> {
         PPP_COMPRESSED => redirect(Slot::UpstreamMppe),
         PPP_IPV4 if call.allows_plain_ip() => redirect(Slot::UpstreamPlainIp),
         PPP_IPV4 => Verdict::Pass(Slot::PassPlainIpRefused),
-        _ => Verdict::Pass(Slot::PassPppControl),
+        _ => redirect(Slot::UpstreamPppControl),
     })
 }
 

@@ -1,18 +1,23 @@
-//! Handing a packet to the worker that owns its call's direction.
+//! Handing a packet to the worker that owns its call.
 //!
 //! # The ownership rule
 //!
-//! A direction whose per-packet state cannot be shared (stateful MPPE: the RC4 state runs on
-//! from packet to packet; a GRE receive window kept as plain fields) has exactly one owning
-//! worker, chosen by the command path when it establishes the call and recorded in the
-//! call's published state. Only the owner touches that state, which lives in the owner's
-//! private per-call storage, never in the shared [`Call`](super::Call). Any other worker
-//! that receives a packet of that direction (RSS spreads downstream flows over every queue)
-//! does not process it: it [`send`](HandOff::send)s the packet to the owner's inbox and
-//! moves on. The owner drains its inbox once per batch, beside its own receive ring.
+//! A call with per-packet state that cannot be shared (stateful MPPE in either direction:
+//! the RC4 state runs on from packet to packet) has exactly one owning worker, chosen by
+//! the command path when it establishes the call
+//! ([`WorkerCall::new`](crate::worker::WorkerCall::new)) and recorded in the call's
+//! published state. Only the owner touches that state: it sits in the shared
+//! [`Call`](super::Call) behind a lock that only the owner ever takes (so it is never
+//! contended, and the command path can read the call's counters without `unsafe`). Any
+//! other worker that receives a packet of that call (RSS spreads downstream flows over
+//! every queue) does not process it: it copies the packet (frames belong to their socket's
+//! UMEM) and [`send`](HandOff::send)s the copy to the owner's inbox and moves on. The owner
+//! drains its inbox once per turn, beside its own receive ring, processes each packet as
+//! if it had received it and sends it through its own socket.
 //!
-//! A stateless direction has no owner: any worker processes it with the shared key chain and
-//! atomic sequence numbers, so nothing goes through here.
+//! A stateless call has no owner: any worker processes it with the shared key chain, each
+//! direction's sequential part (GRE window, sequencer) behind its own lock (see
+//! [`crate::worker`]), so nothing goes through here.
 //!
 //! # Bound and drops
 //!

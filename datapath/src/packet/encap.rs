@@ -246,3 +246,86 @@ pub fn pure_ack(
         Err(reason) => EncapVerdict::Drop(reason),
     })
 }
+
+/// Bytes [`ppp_control`] writes at most for a PPP frame of `ppp_len` bytes (from its
+/// protocol field) behind `l2`: the size of the buffer to give it.
+pub const fn ppp_control_len(l2: &L2Header, ppp_len: usize) -> usize {
+    l2.len as usize + IPV4_HEADER_LEN + 16 + 2 + ppp_len
+}
+
+/// Builds, at the start of `buf`, a frame carrying the control plane's PPP frame `ppp`
+/// (from its protocol field, as [`DecapVerdict::ToControl`](super::DecapVerdict) hands
+/// frames out) on the call: GRE with the call's next sequence number and the ack owed,
+/// unencrypted (PPP control protocols never go through MPPE, RFC 3078 section 3).
+///
+/// Address and control are always sent: RFC 1661 section 6.6 forbids compressing them on
+/// LCP, and every peer accepts them on the others. The protocol field is sent as given.
+/// `buf` needs [`ppp_control_len`] bytes. A frame longer than the peer's MRU (the call's
+/// MTU plus the 4 bytes of MPPE overhead it was derived from, plus the protocol field) is
+/// [`DropReason::ExceedsMtu`].
+pub fn ppp_control(
+    call: &CallConfig,
+    down: &mut Downstream,
+    acks: &AckExchange,
+    l2: &L2Header,
+    buf: &mut [u8],
+    ppp: &[u8],
+) -> EncapVerdict {
+    let result = (|| {
+        if ppp.len() < 2 {
+            return Err(DropReason::BadPpp);
+        }
+        // MRU = MTU + 4 (MPPE overhead), plus the 2-byte protocol field.
+        if ppp.len() > usize::from(call.mtu) + 6 {
+            return Err(DropReason::ExceedsMtu);
+        }
+        acks.apply(&mut down.sequencer);
+        let gre_len = if down.sequencer.ack_owed().is_some() {
+            16
+        } else {
+            12
+        };
+        let l2_len = l2.as_bytes().len();
+        let gre_start = l2_len + IPV4_HEADER_LEN;
+        let ppp_start = gre_start + gre_len;
+        let end = ppp_start + 2 + ppp.len();
+        if buf.len() < end {
+            return Err(DropReason::NoHeadroom);
+        }
+        let payload_len = u16::try_from(end - ppp_start).map_err(|_| DropReason::ExceedsMtu)?;
+        put(buf, ppp_start, &[ADDRESS, CONTROL])?;
+        put(buf, ppp_start + 2, ppp)?;
+        let (seq, ack) = down.sequencer.next_data();
+        let repr = GreRepr {
+            call_id: call.peer_call_id,
+            seq: Some(seq),
+            ack,
+            payload_len,
+        };
+        let gre_bytes = buf
+            .get_mut(gre_start..ppp_start)
+            .ok_or(DropReason::NoHeadroom)?;
+        repr.emit(&mut GrePacket::new_unchecked(gre_bytes))
+            .map_err(|_| DropReason::NoHeadroom)?;
+        let ip_bytes = buf
+            .get_mut(l2_len..gre_start)
+            .ok_or(DropReason::NoHeadroom)?;
+        call.outer
+            .emit(ip_bytes, end - gre_start, down.ident)
+            .map_err(|_| DropReason::NoHeadroom)?;
+        down.ident = down.ident.wrapping_add(1);
+        put(buf, 0, l2.as_bytes())?;
+        Ok(0..end)
+    })();
+    match result {
+        Ok(frame) => {
+            down.counters.packets += 1;
+            down.counters.bytes += ppp.len() as u64;
+            EncapVerdict::Send { frame }
+        }
+        Err(reason) => {
+            down.counters.dropped += 1;
+            EncapVerdict::Drop(reason)
+        }
+    }
+}

@@ -4,7 +4,8 @@
 //!   the inner IPv4 packet's place in the same buffer out ([`DecapVerdict`]).
 //! * [`encap`] (downstream, network to client): an inner IPv4 packet placed after
 //!   [`ENCAP_HEADROOM`] free bytes in, the finished Ethernet frame's place out
-//!   ([`EncapVerdict`]); [`pure_ack`] builds a GRE acknowledgment without payload.
+//!   ([`EncapVerdict`]); [`pure_ack`] builds a GRE acknowledgment without payload, and
+//!   [`ppp_control`] a GRE packet carrying one of the control plane's PPP frames.
 //!
 //! No sockets, no threads, no clock, no allocation: the AF_XDP loop and the call table call
 //! these with a UMEM frame and the call's [`CallState`]. Every refusal is a [`DropReason`],
@@ -52,7 +53,7 @@ use xpptp_proto::session::Established;
 use xpptp_proto::wire::ipv4::{IpProtocol, Ipv4Repr, Ipv4Template};
 
 pub use decap::{DecapVerdict, OuterGre, decap, decap_parsed, parse_outer};
-pub use encap::{EncapVerdict, L2Header, encap, pure_ack};
+pub use encap::{EncapVerdict, L2Header, encap, ppp_control, ppp_control_len, pure_ack};
 
 /// Ethernet header without VLAN tags.
 pub const ETHERNET_LEN: usize = 14;

@@ -15,8 +15,9 @@ use crate::packet::DropReason;
 /// Batch-size histogram buckets: 0, 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64+.
 pub const BATCH_BUCKETS: usize = 8;
 
-/// Frames a worker did not process, by reason (none is an error of the packet: they are
-/// frames the fast path does not handle yet, or which belong to no call).
+/// Frames a worker did not forward itself, by reason: frames the fast path does not handle
+/// yet, frames of no call, frames handed to the control plane or to another worker, and
+/// frames lost because a queue or the UMEM was full (none is an error of the packet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Other {
@@ -24,22 +25,33 @@ pub enum Other {
     UnknownCall,
     /// IPv4 whose destination is no client's tunnel address (the XDP map is stale).
     UnknownClient,
-    /// Neither GRE nor plain IPv4 over untagged Ethernet (downstream VLAN is later work).
+    /// Not IPv4 over Ethernet with at most two VLAN tags.
     NotSteerable,
     /// Upstream packets for the concentrator's own tunnel address (TUN: later work).
     Local,
-    /// PPP frames for the control plane (the command channel: later work).
+    /// PPP frames for the control plane (punted: `crate::punt`).
     ToControl,
     /// GRE acknowledgments without payload (recorded, nothing to send).
     PureAck,
-    /// Stateful MPPE lost packets: the control plane must send a CCP Reset-Request (later).
+    /// Stateful MPPE lost packets: punted, the control plane sends a CCP Reset-Request.
     ResetRequest,
     /// The frame could not be resized for sending (a bug; counted rather than panicking).
     FrameResize,
+    /// Copied to the call's owning worker's inbox, which processes it (not a drop).
+    HandedOff,
+    /// The owning worker's inbox was full: dropped.
+    HandOffFull,
+    /// A handed frame or an outgoing PPP frame reached a worker that does not own its call
+    /// (the call was established for another number of workers): dropped.
+    NotOwner,
+    /// The control plane's punt queue was full: the PPP frame or Reset-Request is lost.
+    PuntFull,
+    /// No free UMEM frame to build a frame in (handed frame, PPP frame, pure ack): dropped.
+    TxRingFull,
 }
 
 impl Other {
-    pub const COUNT: usize = Other::FrameResize as usize + 1;
+    pub const COUNT: usize = Other::TxRingFull as usize + 1;
     pub const ALL: [Other; Other::COUNT] = [
         Other::UnknownCall,
         Other::UnknownClient,
@@ -49,6 +61,11 @@ impl Other {
         Other::PureAck,
         Other::ResetRequest,
         Other::FrameResize,
+        Other::HandedOff,
+        Other::HandOffFull,
+        Other::NotOwner,
+        Other::PuntFull,
+        Other::TxRingFull,
     ];
 
     #[inline]
@@ -66,6 +83,11 @@ impl Other {
             Other::PureAck => "pure_ack",
             Other::ResetRequest => "reset_request",
             Other::FrameResize => "frame_resize",
+            Other::HandedOff => "handed_off",
+            Other::HandOffFull => "hand_off_full",
+            Other::NotOwner => "not_owner",
+            Other::PuntFull => "punt_full",
+            Other::TxRingFull => "tx_ring_full",
         }
     }
 }
@@ -94,8 +116,15 @@ pub struct WorkerStats {
     pub up_tx: PacketsBytes,
     /// Downstream frames received (whole Ethernet frames) for a known client.
     pub down_rx: PacketsBytes,
-    /// Downstream frames sent to clients (whole encapsulated frames).
+    /// Downstream frames sent to clients (whole encapsulated frames), client-to-client
+    /// ones included.
     pub down_tx: PacketsBytes,
+    /// Upstream packets sent to another call's client (client-to-client), whole frames.
+    pub c2c_tx: PacketsBytes,
+    /// Pure GRE acknowledgments sent (ack timer), whole frames.
+    pub ack_tx: PacketsBytes,
+    /// PPP frames of the control plane sent on calls, whole frames.
+    pub control_tx: PacketsBytes,
     /// Drops by [`DropReason::index`].
     pub drops: [u64; DropReason::COUNT],
     /// Frames not processed, by [`Other::index`].
@@ -150,6 +179,9 @@ impl WorkerStats {
             (&mut self.up_tx, &o.up_tx),
             (&mut self.down_rx, &o.down_rx),
             (&mut self.down_tx, &o.down_tx),
+            (&mut self.c2c_tx, &o.c2c_tx),
+            (&mut self.ack_tx, &o.ack_tx),
+            (&mut self.control_tx, &o.control_tx),
         ] {
             a.packets += b.packets;
             a.bytes += b.bytes;
@@ -168,7 +200,7 @@ impl WorkerStats {
     }
 }
 
-const SCALARS: usize = 10;
+const SCALARS: usize = 16;
 const WORDS: usize = SCALARS + DropReason::COUNT + Other::COUNT + BATCH_BUCKETS;
 
 /// A worker's published counters: one writer (the worker, once per batch), any readers.
@@ -197,6 +229,12 @@ impl SharedCounters {
             s.down_rx.bytes,
             s.down_tx.packets,
             s.down_tx.bytes,
+            s.c2c_tx.packets,
+            s.c2c_tx.bytes,
+            s.ack_tx.packets,
+            s.ack_tx.bytes,
+            s.control_tx.packets,
+            s.control_tx.bytes,
             s.batches,
             s.batch_frames,
         ];
@@ -233,8 +271,11 @@ impl SharedCounters {
             up_tx: pb(2),
             down_rx: pb(4),
             down_tx: pb(6),
-            batches: at(8),
-            batch_frames: at(9),
+            c2c_tx: pb(8),
+            ack_tx: pb(10),
+            control_tx: pb(12),
+            batches: at(14),
+            batch_frames: at(15),
             drops: core::array::from_fn(|i| at(SCALARS + i)),
             other: core::array::from_fn(|i| at(SCALARS + DropReason::COUNT + i)),
             batch_sizes: core::array::from_fn(|i| {
@@ -253,6 +294,8 @@ mod tests {
         let mut s = WorkerStats::default();
         s.up_rx.add(100);
         s.down_tx.add(70);
+        s.control_tx.add(40);
+        s.other(Other::TxRingFull);
         s.drop(DropReason::Spoofed);
         s.other(Other::PureAck);
         s.batch(0);

@@ -1,93 +1,145 @@
 //! The AF_XDP workers: one thread per NIC receive queue, each owning that queue's
-//! [`XskSocket`], running `wait → rx_batch` and processing every frame in place.
+//! [`XskSocket`], running `wait → rx_batch → inbox → control frames → acks → flush` and
+//! processing every frame in place.
 //!
-//! Per frame ([`process_frame`]):
+//! Per received frame (`process_frame`):
 //!
 //! * Upstream: GRE ([`packet::parse_outer`]) → the call by our call ID
-//!   ([`CallTable::get`]) → [`packet::decap_parsed`] in place → on `Forward`, a new
-//!   link-layer header is written just in front of the inner packet, the frame's head is
-//!   moved there ([`Frame::pull_head`]) and the frame is sent back out of the same queue
-//!   ([`FrameAction::Transmit`]).
-//! * Downstream: plain IPv4 over untagged Ethernet → the call by destination address
-//!   ([`CallTable::get_by_address`]) → the frame's head is moved back by
-//!   `ENCAP_HEADROOM - ETHERNET_LEN` ([`Frame::push_head`]) so the inner packet has
-//!   [`ENCAP_HEADROOM`] free bytes in front → [`packet::encap`] → the frame is trimmed to the
-//!   encapsulated frame and sent.
-//! * Anything else is recycled and counted ([`Other`], [`DropReason`]).
+//!   ([`CallTable::get`]) → [`packet::decap_parsed`] in place → on `Forward`, either
+//!   * the inner destination is another call's client (client-to-client): the inner packet
+//!     is encapsulated downstream to that call in the same frame (TTL already decremented,
+//!     so [`packet::encap`] is told it was not routed again), or
+//!   * a new link-layer header is written just in front of the inner packet, the frame's
+//!     head is moved there ([`Frame::pull_head`]) and the frame goes back out of the same
+//!     queue ([`FrameAction::Transmit`]).
+//!
+//!   PPP control frames and MPPE Reset-Requests are copied to the control plane
+//!   ([`ControlPath::punt`]).
+//! * Downstream: plain IPv4 over Ethernet, untagged or with one or two VLAN tags (which are
+//!   stripped: the outside header is [`WorkerConfig::l2`]) → the call by destination address
+//!   ([`CallTable::get_by_address`]) → the frame's head is moved back so the inner packet
+//!   has [`ENCAP_HEADROOM`] free bytes in front ([`Frame::push_head`]) → [`packet::encap`]
+//!   → the frame is trimmed to the encapsulated frame and sent.
+//! * Anything else is recycled and counted ([`Other`], [`packet::DropReason`]).
+//!
+//! Then, once per turn, the worker drains its hand-off inbox, sends the control plane's PPP
+//! frames queued for it ([`ControlPath::send_ppp`], [`ControlPath::send_reset_ack`]) and
+//! the pure acks that fell due
+//! ([`ACK_DELAY`]), each built in a free UMEM frame with [`XskSocket::send_with`].
+//!
+//! # Who may mutate a call's state (the rule this module relies on)
+//!
+//! Every worker shares every call (`Arc<CallTable<WorkerCall>>`). A call's [`CallConfig`] is
+//! read-only; its [`AckExchange`] is atomics. Its [`Upstream`] and [`Downstream`] state
+//! need `&mut`, and who may take them depends on the call:
+//!
+//! * **Stateful MPPE in either direction: one owner.** [`WorkerCall::new`] records the
+//!   owner, [`control_worker`]`(call_id, workers)`, when the command path establishes the
+//!   call; it owns both directions, the call's pure acks and its control frames. Only the
+//!   owner ever locks the call's `upstream` and `downstream`. Any other worker that receives
+//!   a frame of the call (RSS spreads a client's downstream flows over every queue) copies
+//!   it into the owner's [`HandOff`] inbox and recycles its own frame (frames belong to their
+//!   socket's UMEM); the owner processes it as if it had received it, in the order the
+//!   inbox gives, and sends it through its own socket. The locks therefore never contend:
+//!   each is one uncontended atomic swap per packet, kept only so that the state can stay in
+//!   the shared call, where the command path reads the call's counters, without `unsafe`.
+//!   A full inbox drops the frame ([`Other::HandOffFull`]); the RC4 state is untouched, so
+//!   stateful MPPE sees an ordinary loss and resynchronises through a Reset-Request.
+//! * **Stateless in both directions: no owner.** Any worker processes the call's frames
+//!   with the call's key chain. The GRE receive window, the MPPE decryptor's key-chain
+//!   position and the send sequencer are sequential, so each direction's lock is taken for
+//!   the whole decap or encap of one packet; two workers meet there only when the same
+//!   call's packets arrive on two queues at the same instant (GRE has no ports: RSS sends a
+//!   call's upstream to one queue). Splitting the RC4 work out of the lock is the next
+//!   step when that shows up in profiles. Control frames and pure acks of a stateless call
+//!   go through the same fixed worker, [`control_worker`], so they leave in order.
+//!
+//! A handed frame is never handed on for the same call: a worker that gets one for a call
+//! it does not own (a call established with another number of workers) drops it
+//! ([`Other::NotOwner`]). Its inner packet may go on to another call's owner
+//! (client-to-client, [`Handed::Routed`]).
 //!
 //! # One-armed mode, and what is not done yet
 //!
 //! Both directions leave through the interface they came in on (one-armed concentrator),
 //! with one link-layer header from [`WorkerConfig::l2`]: the next hop's MAC is configured,
-//! not resolved. Neighbour resolution (ARP / the kernel's neighbour table per destination),
-//! a second interface, the TUN device for [`Other::Local`], the command channel for
-//! [`Other::ToControl`] / [`Other::ResetRequest`], the pure-ack timer and downstream VLAN
-//! tags are later work.
+//! not resolved. Neighbour resolution, a second interface and the TUN device for
+//! [`Other::Local`] are later work. An owner sleeping in `wait` sees handed frames and
+//! control frames only when its poll times out ([`WorkerConfig::poll_timeout`], 1 ms by
+//! default); a wake-up eventfd would remove that latency.
 //!
 //! # Headroom
 //!
 //! Downstream encapsulation happens in place: the received frame's IPv4 packet must have at
-//! least [`ENCAP_HEADROOM`] (66) bytes in front of it. It sits [`ETHERNET_LEN`] bytes after
-//! the frame's head, which the socket places [`XskConfig::headroom`](crate::xsk::XskConfig)
-//! bytes into the UMEM frame, so `headroom + ETHERNET_LEN >= ENCAP_HEADROOM` is required;
-//! [`Worker::spawn`] refuses a socket without it ([`WorkerError::Headroom`]). The default
-//! headroom (128) leaves 76 bytes to spare.
-//!
-//! # Who may mutate a call's state (the rule this module relies on)
-//!
-//! Every worker shares every call (`Arc<CallTable<WorkerCall>>`). A call's
-//! [`CallConfig`] is read-only; its [`AckExchange`] is atomics. Its [`Upstream`] and
-//! [`Downstream`] state need `&mut`: **first step**, each direction sits behind its own
-//! `std::sync::Mutex` in [`WorkerCall`]. With one queue (or with the NIC's RSS hashing a
-//! call's GRE, which has no ports, always to the same queue, and a client's downstream to
-//! one queue) the lock is uncontended: one atomic swap per packet. Packets of one call that
-//! arrive on two queues serialize on the lock, which is correct (stateful MPPE also needs
-//! them in order, which it then gets per queue, not globally).
-//!
-//! The target rule, which replaces the locks: the worker of queue `call_id % workers` owns
-//! both directions of the call; other workers hand the call's frames over through
-//! [`crate::calls::handoff::HandOff`] (copying the frame, as frames belong to their
-//! socket's UMEM), and the owner uses plain `&mut`. [`owner_of`] is that mapping.
+//! least [`ENCAP_HEADROOM`] (66) bytes in front of it. It sits [`ETHERNET_LEN`] bytes (or
+//! more, after VLAN tags) after the frame's head, which the socket places
+//! [`XskConfig::headroom`](crate::xsk::XskConfig) bytes into the UMEM frame, so
+//! `headroom + ETHERNET_LEN >= ENCAP_HEADROOM` is required; [`Worker::spawn`] refuses a
+//! socket without it ([`WorkerError::Headroom`]). The default headroom (128) leaves 76 bytes
+//! to spare. Client-to-client needs fewer: the inner packet already sits behind the
+//! outer headers it arrived with.
 
+mod acks;
 mod counters;
 
 use std::io;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+pub use acks::ACK_DELAY;
 pub use counters::{BATCH_BUCKETS, Other, PacketsBytes, SharedCounters, WorkerStats};
 
-use crate::calls::CallTable;
-use crate::calls::handoff::WorkerId;
+use self::acks::AckTimer;
+use crate::calls::handoff::{DEFAULT_CAPACITY, HandOff, HandOffError, WorkerId};
+use crate::calls::{Call, CallTable};
 use crate::packet::{
     self, AckExchange, CallConfig, CallState, DecapVerdict, Downstream, ENCAP_HEADROOM,
-    ETHERNET_LEN, EncapVerdict, L2Header, Upstream,
+    ETHERNET_LEN, EncapVerdict, L2Header, Upstream, VLAN_TAG_LEN,
 };
-use crate::xsk::{Frame, FrameAction, XskError, XskSocket};
+use crate::punt::{ControlPath, OutgoingPpp, Punt, PuntEvent, control_worker};
+use crate::xsk::{Frame, FrameAction, FrameError, XskError, XskSocket};
+use xpptp_proto::crypto::mppe::MppeMode;
 
-const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
 const IPPROTO_GRE: u8 = 47;
 
-/// A call as the workers keep it in the [`CallTable`]: the fast path's [`CallState`] with
-/// each direction's mutable state behind its own lock (see the module documentation).
+/// A call as the workers keep it in the [`CallTable`]: the fast path's [`CallState`], each
+/// direction's mutable state behind a lock, and the owning worker if the call has one (see
+/// the module documentation for who may take the locks).
 #[derive(Debug)]
 pub struct WorkerCall {
     pub config: CallConfig,
+    /// Locked only by the owner when [`owner`](Self::owner) is `Some`; by the command path
+    /// to read counters.
     pub upstream: Mutex<Upstream>,
+    /// As `upstream`.
     pub downstream: Mutex<Downstream>,
     pub acks: AckExchange,
+    owner: Option<WorkerId>,
 }
 
-impl From<CallState> for WorkerCall {
-    fn from(s: CallState) -> WorkerCall {
+impl WorkerCall {
+    /// The call as the workers keep it, for a datapath of `workers` workers: if either
+    /// direction runs stateful MPPE, the call gets its owner, [`control_worker`] of its call
+    /// ID.
+    pub fn new(state: CallState, workers: usize) -> WorkerCall {
+        let stateful = |mode: Option<MppeMode>| mode.is_some_and(|m| m != MppeMode::Stateless);
+        let owned = stateful(state.upstream.mppe.as_ref().map(|m| m.mode()))
+            || stateful(state.downstream.mppe.as_ref().map(|m| m.mode()));
         WorkerCall {
-            config: s.config,
-            upstream: Mutex::new(s.upstream),
-            downstream: Mutex::new(s.downstream),
-            acks: s.acks,
+            owner: owned.then(|| control_worker(state.config.local_call_id, workers)),
+            config: state.config,
+            upstream: Mutex::new(state.upstream),
+            downstream: Mutex::new(state.downstream),
+            acks: state.acks,
         }
+    }
+
+    /// The worker that alone processes this call, if it is stateful; `None`: any worker.
+    pub fn owner(&self) -> Option<WorkerId> {
+        self.owner
     }
 }
 
@@ -97,34 +149,50 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The worker that will own call `call_id` once hand-off replaces the per-direction locks.
-pub fn owner_of(call_id: u16, workers: usize) -> WorkerId {
-    let workers = workers.max(1);
-    // The result is below `workers`, itself at most u16::MAX + 1 in any use.
-    (usize::from(call_id) % workers) as WorkerId
+/// What one worker copies into another's inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handed {
+    /// A frame as received (from the Ethernet header): the owner processes it as its own.
+    Frame(Vec<u8>),
+    /// An IPv4 packet another call's upstream routed to the owner's call
+    /// (client-to-client; TTL already decremented): the owner encapsulates it.
+    Routed(Vec<u8>),
 }
 
-/// What every worker needs besides its socket.
+/// What every worker needs besides its socket. Clone it for each worker: the queues are
+/// shared.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Link-layer header of every frame sent, both directions (one-armed mode, next hop's
     /// MAC configured: neighbour resolution is later work).
     pub l2: L2Header,
-    /// Most frames per turn.
+    /// Most frames per turn, received and handed each.
     pub batch: usize,
-    /// How long one `wait` blocks before the loop checks the stop flag.
+    /// How long one `wait` blocks when the worker has nothing queued: the stop flag, the
+    /// inbox and the control frames are looked at least this often.
     pub poll_timeout: Duration,
     /// Pin the thread to the core with the queue's index, if that core exists.
     pub pin: bool,
+    /// How long an owed GRE ack waits for a data packet before a pure ack goes out.
+    pub ack_delay: Duration,
+    /// Every worker's inbox (index: the worker's queue).
+    pub handoff: Arc<HandOff<Handed>>,
+    /// The punt queue and the outgoing PPP queues, shared with the command server.
+    pub control: Arc<ControlPath>,
 }
 
 impl WorkerConfig {
-    pub fn new(l2: L2Header) -> WorkerConfig {
+    /// Defaults for a datapath of `workers` workers, one per queue 0..workers (the calls'
+    /// [`WorkerCall::new`] must be given the same number).
+    pub fn new(l2: L2Header, workers: usize) -> WorkerConfig {
         WorkerConfig {
             l2,
             batch: 64,
-            poll_timeout: Duration::from_millis(10),
+            poll_timeout: Duration::from_millis(1),
             pin: true,
+            ack_delay: ACK_DELAY,
+            handoff: Arc::new(HandOff::new(workers.max(1), DEFAULT_CAPACITY)),
+            control: ControlPath::new(workers),
         }
     }
 }
@@ -137,6 +205,11 @@ pub enum WorkerError {
          bytes in-place encapsulation needs"
     )]
     Headroom { headroom: usize },
+    #[error(
+        "queue {queue} has no inbox: the worker configuration was made for {workers} workers \
+         (queues 0 to {workers} - 1); make it with the number of queues served"
+    )]
+    NoInbox { queue: u32, workers: usize },
     #[error("cannot start the worker thread: {0}")]
     Spawn(#[source] io::Error),
     #[error("AF_XDP socket: {0}")]
@@ -145,153 +218,459 @@ pub enum WorkerError {
     Panicked,
 }
 
-/// Processes one received frame in place and says what to do with it. Counts into `stats`.
-/// Never panics, whatever the bytes.
-pub fn process_frame(
-    frame: &mut Frame<'_>,
-    calls: &CallTable<WorkerCall>,
-    config: &WorkerConfig,
-    stats: &mut WorkerStats,
-) -> FrameAction {
-    let is_gre = frame.get(12..14) == Some(&ETHERTYPE_IPV4[..])
-        && frame.get(ETHERNET_LEN + 9) == Some(&IPPROTO_GRE);
-    // VLAN-tagged frames go to parse_outer too, which skips the tags; untagged non-GRE
-    // IPv4 is the downstream candidate.
-    let vlan = matches!(frame.get(12..14), Some([0x81, 0x00] | [0x88, 0xA8]));
-    if is_gre || vlan {
-        upstream(frame, calls, config, stats)
-    } else if frame.get(12..14) == Some(&ETHERTYPE_IPV4[..]) {
-        downstream(frame, calls, config, stats)
-    } else {
-        stats.other(Other::NotSteerable);
+/// One turn's view of the world: what processing a frame needs besides the frame.
+struct Turn<'a> {
+    me: WorkerId,
+    calls: &'a CallTable<WorkerCall>,
+    config: &'a WorkerConfig,
+    stats: &'a mut WorkerStats,
+    acks: &'a mut AckTimer,
+    now: Instant,
+    /// The frame being processed came from the inbox and has not passed its call's
+    /// ownership check yet: never hand it on. Cleared once it has (its inner packet may
+    /// still go to another call's owner, client-to-client).
+    handed: bool,
+}
+
+impl Turn<'_> {
+    /// Copies the frame's data to `owner`, or drops it if it already was handed once.
+    fn hand_off(&mut self, owner: WorkerId, packet: Handed) -> FrameAction {
+        if self.handed {
+            self.stats.other(Other::NotOwner);
+            return FrameAction::Recycle;
+        }
+        match self.config.handoff.send(owner, packet) {
+            Ok(()) => self.stats.other(Other::HandedOff),
+            Err(HandOffError::Full(_)) => self.stats.other(Other::HandOffFull),
+            Err(HandOffError::NoSuchWorker(_)) => self.stats.other(Other::NotOwner),
+        }
         FrameAction::Recycle
+    }
+
+    /// The worker that must process `call`, if not this one.
+    fn elsewhere(&self, call: &WorkerCall) -> Option<WorkerId> {
+        call.owner.filter(|&owner| owner != self.me)
+    }
+
+    fn punt(&mut self, call: &Call<WorkerCall>, event: PuntEvent) {
+        let punt = Punt {
+            call_id: call.call_id(),
+            generation: call.generation(),
+            event,
+        };
+        if !self.config.control.punt(punt) {
+            self.stats.other(Other::PuntFull);
+        }
     }
 }
 
-fn upstream(
-    frame: &mut Frame<'_>,
-    calls: &CallTable<WorkerCall>,
-    config: &WorkerConfig,
-    stats: &mut WorkerStats,
-) -> FrameAction {
-    let outer = match packet::parse_outer(frame) {
-        Ok(outer) => outer,
-        // A VLAN-tagged frame that is not GRE: downstream over VLAN is later work.
-        Err(packet::DropReason::NotGre) => {
-            stats.other(Other::NotSteerable);
-            return FrameAction::Recycle;
+/// Offset of the IPv4 header after Ethernet and up to two VLAN tags; `None` if the frame
+/// carries something else.
+fn l3_offset(frame: &[u8]) -> Option<usize> {
+    let mut at = ETHERNET_LEN - 2;
+    for _ in 0..3 {
+        match frame.get(at..at + 2)? {
+            [0x08, 0x00] => return Some(at + 2),
+            [0x81, 0x00] | [0x88, 0xA8] => at += VLAN_TAG_LEN,
+            _ => return None,
         }
-        Err(reason) => {
-            stats.drop(reason);
-            return FrameAction::Recycle;
-        }
-    };
-    let guard = calls.get(outer.call_id);
-    let Some(call) = guard.as_ref() else {
-        stats.other(Other::UnknownCall);
+    }
+    None
+}
+
+/// Processes one frame in place and says what to do with it. Never panics, whatever the
+/// bytes.
+///
+/// GRE is upstream unless it is not a call's GRE to us (not PPTP's GRE, no such call, or
+/// not addressed to the call's local address) and its destination is a client's tunnel
+/// address: then it is inside traffic to that client, as the XDP program classifies it
+/// (a client may run GRE through the tunnel). The fallback costs the common path nothing.
+fn process_frame(frame: &mut Frame<'_>, t: &mut Turn<'_>) -> FrameAction {
+    let Some(l3) = l3_offset(frame) else {
+        t.stats.other(Other::NotSteerable);
         return FrameAction::Recycle;
     };
-    let call = call.state();
-    stats.up_rx.add(frame.len());
+    if frame.get(l3 + 9) != Some(&IPPROTO_GRE) {
+        return downstream(frame, l3, t);
+    }
+    match upstream(frame, t) {
+        Ok(action) => action,
+        Err(refusal) => {
+            if destination(frame, l3).is_some_and(|dst| t.calls.get_by_address(dst).is_some()) {
+                return downstream(frame, l3, t);
+            }
+            match refusal {
+                NotUpstream::Drop(reason) => t.stats.drop(reason),
+                NotUpstream::Other(other) => t.stats.other(other),
+            }
+            FrameAction::Recycle
+        }
+    }
+}
+
+/// Why a GRE frame is not a call's upstream (counted only if it is no client's either).
+enum NotUpstream {
+    Drop(packet::DropReason),
+    Other(Other),
+}
+
+/// The IPv4 destination of the packet at `l3`.
+fn destination(frame: &[u8], l3: usize) -> Option<core::net::Ipv4Addr> {
+    match frame.get(l3 + 16..l3 + 20)? {
+        &[a, b, c, d] => Some(core::net::Ipv4Addr::new(a, b, c, d)),
+        _ => None,
+    }
+}
+
+fn upstream(frame: &mut Frame<'_>, t: &mut Turn<'_>) -> Result<FrameAction, NotUpstream> {
+    let outer = packet::parse_outer(frame).map_err(NotUpstream::Drop)?;
+    let guard = t.calls.get(outer.call_id);
+    let Some(entry) = guard.as_ref() else {
+        return Err(NotUpstream::Other(Other::UnknownCall));
+    };
+    if outer.dst != entry.config.local_addr {
+        return Err(NotUpstream::Drop(packet::DropReason::WrongDestination));
+    }
+    let call = entry.state();
+    if let Some(owner) = t.elsewhere(call) {
+        return Ok(t.hand_off(owner, Handed::Frame(frame.to_vec())));
+    }
+    t.handed = false;
+    t.stats.up_rx.add(frame.len());
     let verdict = {
         let mut up = lock(&call.upstream);
         packet::decap_parsed(&call.config, &mut up, &call.acks, frame, &outer)
     };
-    match verdict {
-        DecapVerdict::Forward { inner } => {
-            let l2 = config.l2.as_bytes();
-            let Some(start) = inner.start.checked_sub(l2.len()) else {
-                stats.drop(packet::DropReason::NoHeadroom);
-                return FrameAction::Recycle;
-            };
-            let Some(head) = frame.get_mut(start..inner.start) else {
-                stats.drop(packet::DropReason::Truncated);
-                return FrameAction::Recycle;
-            };
-            head.copy_from_slice(l2);
-            let len = l2.len() + inner.len();
-            if frame.pull_head(start).is_err() || frame.set_len(len).is_err() {
-                stats.other(Other::FrameResize);
-                return FrameAction::Recycle;
-            }
-            stats.up_tx.add(len);
-            FrameAction::Transmit
-        }
+    if call.acks.ack_owed() {
+        t.acks.owe(
+            entry.call_id(),
+            entry.generation(),
+            t.now,
+            t.config.ack_delay,
+        );
+    }
+    Ok(match verdict {
+        DecapVerdict::Forward { inner } => forward(frame, inner, t),
         DecapVerdict::Local { .. } => {
-            stats.other(Other::Local);
+            t.stats.other(Other::Local);
             FrameAction::Recycle
         }
-        DecapVerdict::ToControl { .. } => {
-            stats.other(Other::ToControl);
+        DecapVerdict::ToControl { frame: ppp } => {
+            t.stats.other(Other::ToControl);
+            if let Some(bytes) = frame.get(ppp) {
+                let event = PuntEvent::Ppp(bytes.to_vec());
+                t.punt(entry, event);
+            }
             FrameAction::Recycle
         }
         DecapVerdict::PureAck => {
-            stats.other(Other::PureAck);
+            t.stats.other(Other::PureAck);
             FrameAction::Recycle
         }
         DecapVerdict::ResetRequest => {
-            stats.other(Other::ResetRequest);
+            t.stats.other(Other::ResetRequest);
+            t.punt(entry, PuntEvent::ResetRequest);
             FrameAction::Recycle
         }
         DecapVerdict::Drop(reason) => {
-            stats.drop(reason);
+            t.stats.drop(reason);
             FrameAction::Recycle
         }
-    }
+    })
 }
 
-fn downstream(
-    frame: &mut Frame<'_>,
-    calls: &CallTable<WorkerCall>,
-    config: &WorkerConfig,
-    stats: &mut WorkerStats,
-) -> FrameAction {
-    let dst = match frame.get(ETHERNET_LEN + 16..ETHERNET_LEN + 20) {
+/// An upstream inner packet to route: to another call's client, else out the uplink.
+fn forward(frame: &mut Frame<'_>, inner: Range<usize>, t: &mut Turn<'_>) -> FrameAction {
+    let dst = match frame.get(inner.start + 16..inner.start + 20) {
         Some(&[a, b, c, d]) => core::net::Ipv4Addr::new(a, b, c, d),
         _ => {
-            stats.drop(packet::DropReason::Truncated);
+            t.stats.drop(packet::DropReason::Truncated);
             return FrameAction::Recycle;
         }
     };
-    let guard = calls.get_by_address(dst);
-    let Some(call) = guard.as_ref() else {
-        stats.other(Other::UnknownClient);
+    let guard = t.calls.get_by_address(dst);
+    if let Some(target) = guard.as_ref() {
+        return client_to_client(frame, inner, target.state(), t);
+    }
+    let l2 = t.config.l2.as_bytes();
+    let Some(start) = inner.start.checked_sub(l2.len()) else {
+        t.stats.drop(packet::DropReason::NoHeadroom);
         return FrameAction::Recycle;
     };
-    let call = call.state();
-    stats.down_rx.add(frame.len());
-    // Make ENCAP_HEADROOM bytes free in front of the inner packet: the headroom check in
-    // Worker::spawn guarantees the socket has them.
-    let grow = ENCAP_HEADROOM - ETHERNET_LEN;
-    if frame.push_head(grow).is_err() {
-        stats.drop(packet::DropReason::NoHeadroom);
+    let Some(head) = frame.get_mut(start..inner.start) else {
+        t.stats.drop(packet::DropReason::Truncated);
+        return FrameAction::Recycle;
+    };
+    head.copy_from_slice(l2);
+    let len = l2.len() + inner.len();
+    if frame.pull_head(start).is_err() || frame.set_len(len).is_err() {
+        t.stats.other(Other::FrameResize);
         return FrameAction::Recycle;
     }
-    let inner = ENCAP_HEADROOM..frame.len();
+    t.stats.up_tx.add(len);
+    FrameAction::Transmit
+}
+
+/// Encapsulates an upstream inner packet (TTL already decremented) to `target`'s client, in
+/// the same frame, or hands it to `target`'s owner.
+fn client_to_client(
+    frame: &mut Frame<'_>,
+    inner: Range<usize>,
+    target: &WorkerCall,
+    t: &mut Turn<'_>,
+) -> FrameAction {
+    if let Some(owner) = t.elsewhere(target) {
+        let Some(bytes) = frame.get(inner) else {
+            t.stats.drop(packet::DropReason::Truncated);
+            return FrameAction::Recycle;
+        };
+        let packet = Handed::Routed(bytes.to_vec());
+        return t.hand_off(owner, packet);
+    }
+    let grow = ENCAP_HEADROOM.saturating_sub(inner.start);
+    if frame.push_head(grow).is_err() {
+        t.stats.drop(packet::DropReason::NoHeadroom);
+        return FrameAction::Recycle;
+    }
+    let inner = inner.start + grow..inner.end + grow;
+    let action = encap_to(frame, inner, target, false, t);
+    if action == FrameAction::Transmit {
+        t.stats.c2c_tx.add(frame.len());
+    }
+    action
+}
+
+fn downstream(frame: &mut Frame<'_>, l3: usize, t: &mut Turn<'_>) -> FrameAction {
+    let dst = match frame.get(l3 + 16..l3 + 20) {
+        Some(&[a, b, c, d]) => core::net::Ipv4Addr::new(a, b, c, d),
+        _ => {
+            t.stats.drop(packet::DropReason::Truncated);
+            return FrameAction::Recycle;
+        }
+    };
+    let guard = t.calls.get_by_address(dst);
+    let Some(entry) = guard.as_ref() else {
+        t.stats.other(Other::UnknownClient);
+        return FrameAction::Recycle;
+    };
+    let call = entry.state();
+    if let Some(owner) = t.elsewhere(call) {
+        return t.hand_off(owner, Handed::Frame(frame.to_vec()));
+    }
+    t.stats.down_rx.add(frame.len());
+    // Make ENCAP_HEADROOM bytes free in front of the inner packet (the link-layer header and
+    // any VLAN tags are overwritten): the headroom check in Worker::spawn guarantees the
+    // socket has them.
+    let grow = ENCAP_HEADROOM.saturating_sub(l3);
+    if frame.push_head(grow).is_err() {
+        t.stats.drop(packet::DropReason::NoHeadroom);
+        return FrameAction::Recycle;
+    }
+    let inner = l3 + grow..frame.len();
+    encap_to(frame, inner, call, true, t)
+}
+
+/// [`packet::encap`] of the packet at `inner` for `call`, then the frame trimmed to the
+/// result. The caller is allowed to take `call`'s downstream lock (module documentation).
+fn encap_to(
+    frame: &mut Frame<'_>,
+    inner: Range<usize>,
+    call: &WorkerCall,
+    forwarded: bool,
+    t: &mut Turn<'_>,
+) -> FrameAction {
     let verdict = {
         let mut down = lock(&call.downstream);
         packet::encap(
             &call.config,
             &mut down,
             &call.acks,
-            &config.l2,
+            &t.config.l2,
             frame,
             inner,
-            true,
+            forwarded,
         )
     };
     match verdict {
         EncapVerdict::Send { frame: range } => {
             let len = range.len();
             if frame.pull_head(range.start).is_err() || frame.set_len(len).is_err() {
-                stats.other(Other::FrameResize);
+                t.stats.other(Other::FrameResize);
                 return FrameAction::Recycle;
             }
-            stats.down_tx.add(len);
+            t.stats.down_tx.add(len);
             FrameAction::Transmit
         }
         EncapVerdict::Drop(reason) => {
-            stats.drop(reason);
+            t.stats.drop(reason);
+            FrameAction::Recycle
+        }
+    }
+}
+
+/// Builds a frame of at most `len` bytes with `build` in a free UMEM frame; counts a
+/// missing frame.
+fn send_built(
+    socket: &mut XskSocket,
+    t: &mut Turn<'_>,
+    len: usize,
+    build: impl FnOnce(&mut Frame<'_>, &mut Turn<'_>) -> FrameAction,
+) {
+    match socket.send_with(len, |frame| build(frame, t)) {
+        Ok(()) => {}
+        Err(FrameError::NoFreeFrame) => t.stats.other(Other::TxRingFull),
+        Err(_) => t.stats.other(Other::FrameResize),
+    }
+}
+
+/// The frames other workers handed to this one, at most one batch, each copied into a
+/// frame of this worker's UMEM and processed as if received here.
+fn drain_inbox(socket: &mut XskSocket, t: &mut Turn<'_>) {
+    let (config, me) = (t.config, t.me);
+    config
+        .handoff
+        .drain(me, config.batch, |packet| match packet {
+            Handed::Frame(bytes) => send_built(socket, t, bytes.len(), |frame, t| {
+                t.handed = true;
+                match frame.get_mut(..) {
+                    Some(to) if to.len() == bytes.len() => to.copy_from_slice(&bytes),
+                    _ => {
+                        t.stats.other(Other::FrameResize);
+                        return FrameAction::Recycle;
+                    }
+                }
+                process_frame(frame, t)
+            }),
+            Handed::Routed(bytes) => {
+                send_built(socket, t, ENCAP_HEADROOM + bytes.len(), |frame, t| {
+                    t.handed = true;
+                    routed(frame, &bytes, t)
+                })
+            }
+        });
+    t.handed = false;
+}
+
+/// A client-to-client packet handed over by the worker that decapsulated it.
+fn routed(frame: &mut Frame<'_>, packet: &[u8], t: &mut Turn<'_>) -> FrameAction {
+    let inner = ENCAP_HEADROOM..ENCAP_HEADROOM + packet.len();
+    match frame.get_mut(inner.clone()) {
+        Some(to) => to.copy_from_slice(packet),
+        None => {
+            t.stats.other(Other::FrameResize);
+            return FrameAction::Recycle;
+        }
+    }
+    let dst = match packet.get(16..20) {
+        Some(&[a, b, c, d]) => core::net::Ipv4Addr::new(a, b, c, d),
+        _ => {
+            t.stats.drop(packet::DropReason::Truncated);
+            return FrameAction::Recycle;
+        }
+    };
+    let guard = t.calls.get_by_address(dst);
+    let Some(target) = guard.as_ref() else {
+        t.stats.other(Other::UnknownClient);
+        return FrameAction::Recycle;
+    };
+    client_to_client(frame, inner, target.state(), t)
+}
+
+/// The control plane's PPP frames queued for this worker, at most one batch.
+fn drain_outgoing(socket: &mut XskSocket, t: &mut Turn<'_>) {
+    let config = t.config;
+    for _ in 0..config.batch {
+        let Some(OutgoingPpp {
+            call_id,
+            frame: ppp,
+            reset_encryptor,
+        }) = config.control.next_outgoing(t.me)
+        else {
+            break;
+        };
+        let calls = t.calls;
+        let guard = calls.get(call_id);
+        let Some(entry) = guard.as_ref() else {
+            t.stats.other(Other::UnknownCall);
+            continue;
+        };
+        let call = entry.state();
+        if t.elsewhere(call).is_some() {
+            t.stats.other(Other::NotOwner);
+            continue;
+        }
+        let len = packet::ppp_control_len(&t.config.l2, ppp.len());
+        send_built(socket, t, len, |frame, t| {
+            let verdict = {
+                let mut down = lock(&call.downstream);
+                if reset_encryptor && let Some(encryptor) = down.mppe.as_mut() {
+                    encryptor.reset_request();
+                }
+                packet::ppp_control(
+                    &call.config,
+                    &mut down,
+                    &call.acks,
+                    &t.config.l2,
+                    frame,
+                    &ppp,
+                )
+            };
+            let action = built(frame, verdict, t);
+            if action == FrameAction::Transmit {
+                t.stats.control_tx.add(frame.len());
+            }
+            action
+        });
+    }
+}
+
+/// Pure acks whose delay ran out (see [`ACK_DELAY`]).
+fn fire_acks(socket: &mut XskSocket, t: &mut Turn<'_>) {
+    while let Some((call_id, generation)) = t.acks.pop_due(t.now) {
+        let calls = t.calls;
+        let guard = calls.get(call_id);
+        let Some(entry) = guard.as_ref() else {
+            continue;
+        };
+        let call = entry.state();
+        if entry.generation() != generation || t.elsewhere(call).is_some() {
+            continue;
+        }
+        let len = packet::ppp_control_len(&t.config.l2, 0);
+        send_built(socket, t, len, |frame, t| {
+            let verdict = {
+                let mut down = lock(&call.downstream);
+                packet::pure_ack(&call.config, &mut down, &call.acks, &t.config.l2, frame)
+            };
+            // None: a data packet carried the ack meanwhile.
+            let Some(verdict) = verdict else {
+                return FrameAction::Recycle;
+            };
+            let action = built(frame, verdict, t);
+            if action == FrameAction::Transmit {
+                t.stats.ack_tx.add(frame.len());
+            }
+            action
+        });
+    }
+}
+
+/// A frame built at the start of a `send_with` frame: trimmed to its length, or counted.
+fn built(frame: &mut Frame<'_>, verdict: EncapVerdict, t: &mut Turn<'_>) -> FrameAction {
+    match verdict {
+        EncapVerdict::Send { frame: range } if range.start == 0 => {
+            if frame.set_len(range.end).is_err() {
+                t.stats.other(Other::FrameResize);
+                return FrameAction::Recycle;
+            }
+            FrameAction::Transmit
+        }
+        EncapVerdict::Send { .. } => {
+            t.stats.other(Other::FrameResize);
+            FrameAction::Recycle
+        }
+        EncapVerdict::Drop(reason) => {
+            t.stats.drop(reason);
             FrameAction::Recycle
         }
     }
@@ -319,6 +698,11 @@ impl Worker {
             return Err(WorkerError::Headroom { headroom });
         }
         let queue = socket.queue();
+        let workers = config.handoff.workers().min(config.control.workers());
+        let me = match WorkerId::try_from(queue) {
+            Ok(me) if usize::from(me) < workers => me,
+            _ => return Err(WorkerError::NoInbox { queue, workers }),
+        };
         let counters = Arc::new(SharedCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -330,12 +714,25 @@ impl Worker {
                         pin(queue);
                     }
                     let mut stats = WorkerStats::default();
+                    let mut acks = AckTimer::new();
                     while !stop.load(Ordering::Relaxed) {
-                        socket.wait(Some(config.poll_timeout))?;
-                        let n = socket.rx_batch(config.batch, |frame| {
-                            process_frame(frame, &calls, &config, &mut stats)
-                        });
-                        stats.batch(n);
+                        socket.wait(Some(wait_for(&config, me, &acks)))?;
+                        let mut turn = Turn {
+                            me,
+                            calls: &calls,
+                            config: &config,
+                            stats: &mut stats,
+                            acks: &mut acks,
+                            now: Instant::now(),
+                            handed: false,
+                        };
+                        let n =
+                            socket.rx_batch(config.batch, |frame| process_frame(frame, &mut turn));
+                        turn.stats.batch(n);
+                        drain_inbox(&mut socket, &mut turn);
+                        drain_outgoing(&mut socket, &mut turn);
+                        fire_acks(&mut socket, &mut turn);
+                        socket.flush();
                         counters.publish(&stats);
                     }
                     Ok(socket)
@@ -381,6 +778,20 @@ impl Drop for Worker {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// How long the next `wait` may block: not at all when frames are queued for this worker,
+/// else until the next ack is due, at most the poll timeout.
+fn wait_for(config: &WorkerConfig, me: WorkerId, acks: &AckTimer) -> Duration {
+    if config.handoff.pending(me) > 0 || config.control.outgoing_pending(me) > 0 {
+        return Duration::ZERO;
+    }
+    match acks.next_due() {
+        Some(at) => at
+            .saturating_duration_since(Instant::now())
+            .min(config.poll_timeout),
+        None => config.poll_timeout,
     }
 }
 
