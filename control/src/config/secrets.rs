@@ -147,6 +147,28 @@ impl Secrets {
     }
 }
 
+/// The start of a `@/file` secret file.
+#[cfg(not(fuzzing))]
+fn read_secret_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    // A word is shorter than this: reading more is pointless (and `@/dev/zero` must not
+    // fill the memory).
+    const SECRET_FILE_READ_LIMIT: u64 = 4096;
+    let mut data = Vec::new();
+    std::fs::File::open(path)?
+        .take(SECRET_FILE_READ_LIMIT)
+        .read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// Fuzzing reads no file: a path from the input could name a FIFO and block.
+#[cfg(fuzzing)]
+fn read_secret_file(_path: &Path) -> std::io::Result<Vec<u8>> {
+    Err(std::io::Error::other(
+        "secret files are not read while fuzzing",
+    ))
+}
+
 /// An entry's client and server columns (`None`: `*`).
 type ClientServer = (Option<Vec<u8>>, Option<Vec<u8>>);
 
@@ -243,7 +265,7 @@ fn parse_entry(
         .filter(|f| f.starts_with(b"/"))
     {
         let file = PathBuf::from(String::from_utf8_lossy(file).into_owned());
-        let data = read(&file).map_err(|e| {
+        let data = read_secret_file(&file).map_err(|e| {
             Problem::new(
                 format!("the secret file {} cannot be read ({e})", file.display()),
                 "create it with the secret as its first word, or write the secret here",
@@ -465,6 +487,9 @@ mod tests {
         std::fs::write(&file, "# nothing\n").unwrap();
         let empty = error(&format!("alice pptpd @{} *\n", file.display()));
         assert!(empty.contains("holds no secret"), "{empty}");
+        // Only the start of the file is read: an endless one is no secret either.
+        let endless = error("alice pptpd @/dev/zero *\n");
+        assert!(endless.contains("holds no secret"), "{endless}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
