@@ -1,0 +1,12 @@
+//! xpptp's control plane: the `xpptp-control` daemon's library.
+//!
+//! * [`daemon`]: TCP 1723, one task per control connection running proto's PPTP
+//!   [`Connection`](xpptp_proto::pptp::control::Connection) and the call's
+//!   [`Session`](xpptp_proto::session::Session), GRE on a raw socket until the call is
+//!   established, then the hand-over to the datapath.
+//! * [`datapath`]: the client of the datapath's command socket (establish, remove,
+//!   send_ppp; punted frames back), reconnecting and resynchronising.
+
+// ctld: the control plane daemon
+pub mod daemon;
+pub mod datapath;

@@ -1,0 +1,478 @@
+//! The daemon end to end, as root in two namespaces joined by a veth pair: the daemon in
+//! one, a client in the other running proto's client role (control connection over real
+//! TCP, PPP over a raw GRE socket), and a mock datapath on a Unix socket that answers the
+//! command protocol and records what it was told.
+//!
+//! * `client_dials_gets_established_and_hangs_up`: the session comes up, the mock got an
+//!   Establish whose keys, call IDs and addresses match the client's view; the client
+//!   hangs up like pptp-linux (Call-Clear-Request, then TCP closed) and the mock sees the
+//!   Remove, the address goes back to the pool and no session is left. Then a client with
+//!   a wrong password is refused (the client sees an authentication failure) and nothing
+//!   reaches the mock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixListener, UnixStream};
+use xpptp_control::daemon::{Daemon, DaemonHandle, MemoryPool, MemorySecrets, Settings};
+use xpptp_proto::command::{self, CallList, Frame, HelloReply, Message};
+use xpptp_proto::ppp::auth::Password;
+use xpptp_proto::ppp::link::{ClientConfig, Link, LinkRandom};
+use xpptp_proto::pptp::control::{self, Connection, Event, OutgoingCallParams};
+use xpptp_proto::session::{Cause, Established, Session, SessionEvent, SessionParams};
+use xpptp_proto::wire::ipv4::{IpProtocol, Ipv4Packet};
+
+use common::netns::{VethPair, enter, run_in};
+
+const USER: &str = "pptpuser";
+const PASSWORD: &str = "Pptp-Test-Pass-1";
+const SERVER_TUNNEL: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
+const CLIENT_TUNNEL: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 10);
+const CLIENT_CALL_ID: u16 = 0x73ad;
+/// Generous bound on each wait: a failure, not a speed measurement.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+// ------------------------------------------------------------------ the mock datapath
+
+/// What the mock was asked, in order.
+type Log = Arc<Mutex<Vec<Message>>>;
+
+async fn mock_datapath(listener: UnixListener, log: Log) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(mock_connection(stream, Arc::clone(&log)));
+    }
+}
+
+async fn mock_connection(mut stream: UnixStream, log: Log) {
+    let mut buffer = Vec::new();
+    let mut chunk = vec![0u8; 65536];
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buffer.extend_from_slice(&chunk[..n]);
+        while let Some(total) = command::frame_len(&buffer).unwrap() {
+            if buffer.len() < total {
+                break;
+            }
+            let (frame, _) = Frame::decode(&buffer[..total]).unwrap().unwrap();
+            buffer.drain(..total);
+            let reply = match &frame.message {
+                Message::Hello(hello) => {
+                    assert!(hello.subscribe, "control must subscribe to punted frames");
+                    Message::HelloReply(HelloReply {
+                        server: "mock datapath".into(),
+                        workers: 1,
+                        calls: 0,
+                    })
+                }
+                Message::ListCalls(_) => Message::CallList(CallList {
+                    calls: Vec::new(),
+                    next: None,
+                }),
+                Message::Establish(_) | Message::Remove(_) | Message::SendPpp(_) => Message::Done,
+                other => panic!("mock datapath: unexpected request {other:?}"),
+            };
+            log.lock().unwrap().push(frame.message);
+            let bytes = Frame::new(frame.request_id, reply).to_vec().unwrap();
+            stream.write_all(&bytes).await.unwrap();
+        }
+    }
+}
+
+fn established_calls(log: &Log) -> Vec<Established> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            Message::Establish(e) => Some(e.call.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn removed_calls(log: &Log) -> Vec<u16> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            Message::Remove(r) => Some(r.call),
+            _ => None,
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------- the client
+
+/// A PPTP client like pptp-linux + pppd, driven by proto's client role.
+struct Client {
+    server: Ipv4Addr,
+    tcp: Option<TcpStream>,
+    gre: AsyncFd<Socket>,
+    ctrl: Connection,
+    link: Option<Link>,
+    session: Option<Session>,
+    events: Vec<SessionEvent>,
+}
+
+impl Client {
+    async fn dial(server: Ipv4Addr, password: &str) -> Client {
+        let tcp = TcpStream::connect(SocketAddrV4::new(server, 1723))
+            .await
+            .expect("connect to the daemon on TCP 1723");
+        let gre = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(47)))
+            .expect("raw GRE socket (needs root)");
+        gre.set_nonblocking(true).unwrap();
+        #[allow(deprecated)]
+        let gre = AsyncFd::new(gre).unwrap();
+        let mut config = ClientConfig::default();
+        config.credentials.user = USER.as_bytes().to_vec();
+        config.credentials.password = Password::new(password);
+        let now = std::time::Instant::now();
+        Client {
+            server,
+            tcp: Some(tcp),
+            gre,
+            ctrl: Connection::client(control::Config::pptp_linux(), now),
+            link: Some(Link::client(config, LinkRandom::from_seed([0xc1; 32]))),
+            session: None,
+            events: Vec::new(),
+        }
+    }
+
+    fn established(&self) -> Option<&Established> {
+        self.events.iter().find_map(|e| match e {
+            SessionEvent::Established(e) => Some(&**e),
+            _ => None,
+        })
+    }
+
+    fn terminated(&self) -> Option<&Cause> {
+        self.events.iter().find_map(|e| match e {
+            SessionEvent::Terminated(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// Sends what both machines queued and acts on their events.
+    async fn flush(&mut self) {
+        loop {
+            let now = std::time::Instant::now();
+            let mut moved = false;
+            while let Some(bytes) = self.ctrl.poll_transmit() {
+                moved = true;
+                if let Some(tcp) = self.tcp.as_mut() {
+                    tcp.write_all(&bytes).await.unwrap();
+                }
+            }
+            while let Some(event) = self.ctrl.poll_event() {
+                moved = true;
+                match event {
+                    Event::Established(_) => self
+                        .ctrl
+                        .place_call(now, CLIENT_CALL_ID, OutgoingCallParams::default())
+                        .unwrap(),
+                    Event::CallEstablished(call) => {
+                        let mut params = SessionParams::from_call(&call, self.server);
+                        params.first_seq = 1;
+                        let link = self.link.take().expect("one call");
+                        self.session = Some(Session::new(now, params, link));
+                    }
+                    Event::CallCleared { cause, .. } => {
+                        if let Some(s) = self.session.as_mut() {
+                            s.lower_down(now, Cause::from_call_clear(&cause));
+                        }
+                    }
+                    Event::Closed(cause) => {
+                        if let Some(s) = self.session.as_mut() {
+                            s.lower_down(now, Cause::from_connection_close(&cause));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(session) = self.session.as_mut() {
+                let to = SockAddr::from(SocketAddrV4::new(self.server, 0));
+                while let Some(packet) = session.poll_transmit() {
+                    moved = true;
+                    self.gre.get_ref().send_to(&packet, &to).unwrap();
+                }
+                while let Some(event) = session.poll_event() {
+                    moved = true;
+                    self.events.push(event);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Runs until `done` holds; panics after [`PATIENCE`].
+    async fn drive_until(&mut self, what: &str, done: impl Fn(&Client) -> bool) {
+        let give_up = tokio::time::Instant::now() + PATIENCE;
+        let mut tcp_buf = vec![0u8; 4096];
+        let mut gre_buf = vec![0u8; 65536];
+        loop {
+            self.flush().await;
+            if done(self) {
+                return;
+            }
+            let deadline = [
+                self.ctrl.poll_timeout(),
+                self.session.as_ref().and_then(Session::poll_timeout),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or(give_up)
+            .min(give_up);
+            let tcp_open = self.tcp.is_some();
+            tokio::select! {
+                read = async { self.tcp.as_mut().unwrap().read(&mut tcp_buf).await }, if tcp_open => {
+                    let now = std::time::Instant::now();
+                    match read {
+                        Ok(n) if n > 0 => {
+                            let mut rest = &tcp_buf[..n];
+                            while !rest.is_empty() {
+                                let taken = self.ctrl.handle_bytes(now, rest);
+                                rest = &rest[taken..];
+                                self.flush().await;
+                            }
+                        }
+                        _ => {
+                            self.tcp = None;
+                            self.ctrl.handle_tcp_closed(now);
+                        }
+                    }
+                }
+                ready = self.gre.readable() => {
+                    let mut guard = ready.unwrap();
+                    if let Ok(Ok(n)) = guard.try_io(|s| s.get_ref().read(&mut gre_buf)) {
+                        let ip = Ipv4Packet::new_checked(&gre_buf[..n]).unwrap();
+                        if ip.src_addr() == self.server && ip.protocol() == IpProtocol::Gre
+                            && let Some(session) = self.session.as_mut() {
+                            session.handle_gre(std::time::Instant::now(), ip.payload());
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    let now = std::time::Instant::now();
+                    assert!(tokio::time::Instant::now() < give_up, "client: gave up waiting until {what}; events {:?}", self.events);
+                    self.ctrl.handle_timeout(now);
+                    if let Some(s) = self.session.as_mut() {
+                        s.handle_timeout(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hangs up like pptp-linux: Call-Clear-Request, then TCP closed at once.
+    async fn hang_up(&mut self) {
+        self.ctrl
+            .clear_call(std::time::Instant::now(), CLIENT_CALL_ID)
+            .unwrap();
+        self.flush().await;
+        if let Some(mut tcp) = self.tcp.take() {
+            tcp.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// Polls `check` until it holds; panics after [`PATIENCE`].
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    let give_up = tokio::time::Instant::now() + PATIENCE;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "gave up waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ------------------------------------------------------------------------- the daemon
+
+/// A temporary directory for the command socket, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let path = std::env::temp_dir().join(format!("xpptp-ctld-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Shuts the daemon down when the test ends, passed or failed.
+struct ShutdownOnDrop(DaemonHandle);
+
+impl Drop for ShutdownOnDrop {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
+fn start_daemon(
+    netns: &str,
+    listen: Ipv4Addr,
+    socket: &Path,
+    pool: Arc<MemoryPool>,
+    log: Log,
+) -> (DaemonHandle, std::thread::JoinHandle<()>) {
+    let settings = Settings {
+        listen: SocketAddrV4::new(listen, 1723),
+        local_tunnel_address: Some(SERVER_TUNNEL),
+        datapath_socket: socket.to_path_buf(),
+        shutdown_timeout: Duration::from_secs(5),
+        ..Settings::default()
+    };
+    let secrets = Arc::new(MemorySecrets::new().with_user(USER, PASSWORD, None));
+    let netns = netns.to_string();
+    let socket = socket.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        enter(&netns);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = UnixListener::bind(&socket).expect("mock datapath socket");
+            tokio::spawn(mock_datapath(listener, log));
+            let daemon = Daemon::bind(settings, secrets, pool)
+                .await
+                .expect("daemon binds (needs root for the raw GRE socket)");
+            tx.send(daemon.handle()).unwrap();
+            daemon.run_until(std::future::pending()).await.unwrap();
+        });
+    });
+    let handle = rx.recv_timeout(PATIENCE).expect("daemon started");
+    (handle, thread)
+}
+
+#[test]
+fn client_dials_gets_established_and_hangs_up() {
+    let pair = VethPair::create("ctld", 1);
+    let dir = TempDir::new();
+    let socket = dir.0.join("datapath.sock");
+    let pool = Arc::new(MemoryPool::new([CLIENT_TUNNEL]));
+    let log: Log = Arc::default();
+    let (handle, daemon) = start_daemon(
+        &pair.a.netns,
+        pair.a.addr,
+        &socket,
+        Arc::clone(&pool),
+        Arc::clone(&log),
+    );
+    let guard = ShutdownOnDrop(handle.clone());
+    let server = pair.a.addr;
+    let client_outer = pair.b.addr;
+
+    run_in(&pair.b.netns, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // The right password: established, pushed, hung up, removed, released.
+            let mut client = Client::dial(server, PASSWORD).await;
+            client
+                .drive_until("established", |c| c.established().is_some())
+                .await;
+            let ours = client.established().unwrap().clone();
+            eventually("the datapath gets the call", || {
+                !established_calls(&log).is_empty()
+            })
+            .await;
+            let pushed = established_calls(&log);
+            assert_eq!(pushed.len(), 1, "one Establish");
+            let theirs = &pushed[0];
+            assert_eq!(theirs.peer_call_id, CLIENT_CALL_ID);
+            assert_eq!(theirs.local_call_id, ours.peer_call_id);
+            assert_ne!(theirs.local_call_id, 0);
+            assert_eq!(theirs.peer_address, client_outer);
+            assert_eq!(theirs.client_tunnel_address, CLIENT_TUNNEL);
+            assert_eq!(ours.client_tunnel_address, CLIENT_TUNNEL);
+            assert_eq!(theirs.server_tunnel_address, Some(SERVER_TUNNEL));
+            assert_eq!(theirs.user.as_deref(), Some(USER.as_bytes()));
+            assert!(
+                theirs.transmit.is_some() && theirs.receive.is_some(),
+                "MPPE on"
+            );
+            assert_eq!(
+                theirs.transmit, ours.receive,
+                "server's send key is our receive key"
+            );
+            assert_eq!(
+                theirs.receive, ours.transmit,
+                "server's receive key is our send key"
+            );
+            assert_eq!(pool.in_use(), vec![CLIENT_TUNNEL]);
+            let sessions = handle.sessions();
+            assert_eq!(sessions.len(), 1);
+            assert_eq!(sessions[0].local_call_id, theirs.local_call_id);
+            assert_eq!(sessions[0].peer, client_outer);
+            assert!(handle.datapath().is_connected());
+
+            client.hang_up().await;
+            let call = theirs.local_call_id;
+            eventually("the datapath removes the call", || {
+                removed_calls(&log).contains(&call)
+            })
+            .await;
+            eventually("the address is back in the pool", || {
+                pool.in_use().is_empty()
+            })
+            .await;
+            eventually("no session is left", || handle.sessions().is_empty()).await;
+            assert!(handle.datapath().established_calls().is_empty());
+
+            // A wrong password: the client is told, nothing reaches the datapath.
+            let mut intruder = Client::dial(server, "not-the-password").await;
+            intruder
+                .drive_until("terminated", |c| c.terminated().is_some())
+                .await;
+            let cause = intruder.terminated().unwrap().clone();
+            assert!(
+                matches!(cause, Cause::AuthFailed(_)),
+                "the client sees an authentication failure, not {cause:?}"
+            );
+            assert!(intruder.established().is_none());
+            assert_eq!(
+                established_calls(&log).len(),
+                1,
+                "no Establish for the intruder"
+            );
+            eventually("the failed session is gone", || {
+                handle.sessions().is_empty()
+            })
+            .await;
+            assert!(pool.in_use().is_empty(), "no address given to the intruder");
+        });
+    });
+
+    drop(guard);
+    daemon.join().expect("daemon thread");
+}
