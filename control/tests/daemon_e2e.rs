@@ -3,12 +3,14 @@
 //! TCP, PPP over a raw GRE socket), and a mock datapath on a Unix socket that answers the
 //! command protocol and records what it was told.
 //!
-//! * `client_dials_gets_established_and_hangs_up`: the session comes up, the mock got an
+//! * `dial_hang_up_wrong_password_and_shutdown`: the session comes up, the mock got an
 //!   Establish whose keys, call IDs and addresses match the client's view; the client
 //!   hangs up like pptp-linux (Call-Clear-Request, then TCP closed) and the mock sees the
 //!   Remove, the address goes back to the pool and no session is left. Then a client with
 //!   a wrong password is refused (the client sees an authentication failure) and nothing
-//!   reaches the mock.
+//!   reaches the mock. Last, a shutdown while a session is up: LCP Terminate-Request
+//!   through the datapath, Call-Disconnect-Notify Admin-Shutdown and Stop-Control-Connection
+//!   Local-Shutdown to the client, the call removed and the address returned.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -27,9 +29,10 @@ use xpptp_control::daemon::{Daemon, DaemonHandle, MemoryPool, MemorySecrets, Set
 use xpptp_proto::command::{self, CallList, Frame, HelloReply, Message};
 use xpptp_proto::ppp::auth::Password;
 use xpptp_proto::ppp::link::{ClientConfig, Link, LinkRandom};
-use xpptp_proto::pptp::control::{self, Connection, Event, OutgoingCallParams};
+use xpptp_proto::pptp::control::{self, CloseCause, Connection, Event, OutgoingCallParams};
 use xpptp_proto::session::{Cause, Established, Session, SessionEvent, SessionParams};
 use xpptp_proto::wire::ipv4::{IpProtocol, Ipv4Packet};
+use xpptp_proto::wire::pptp::{DisconnectResult, StopReason};
 
 use common::netns::{VethPair, enter, run_in};
 
@@ -126,6 +129,7 @@ struct Client {
     link: Option<Link>,
     session: Option<Session>,
     events: Vec<SessionEvent>,
+    ctrl_events: Vec<Event>,
 }
 
 impl Client {
@@ -150,6 +154,7 @@ impl Client {
             link: Some(Link::client(config, LinkRandom::from_seed([0xc1; 32]))),
             session: None,
             events: Vec::new(),
+            ctrl_events: Vec::new(),
         }
     }
 
@@ -180,6 +185,7 @@ impl Client {
             }
             while let Some(event) = self.ctrl.poll_event() {
                 moved = true;
+                self.ctrl_events.push(event);
                 match event {
                     Event::Established(_) => self
                         .ctrl
@@ -294,6 +300,15 @@ impl Client {
     }
 }
 
+/// The LCP code of a PPP frame (address/control optional), if it is LCP.
+fn lcp_code(frame: &[u8]) -> Option<u8> {
+    let frame = frame.strip_prefix(&[0xff, 0x03]).unwrap_or(frame);
+    match frame {
+        [0xc0, 0x21, code, ..] => Some(*code),
+        _ => None,
+    }
+}
+
 /// Polls `check` until it holds; panics after [`PATIENCE`].
 async fn eventually(what: &str, check: impl Fn() -> bool) {
     let give_up = tokio::time::Instant::now() + PATIENCE;
@@ -345,7 +360,9 @@ fn start_daemon(
         listen: SocketAddrV4::new(listen, 1723),
         local_tunnel_address: Some(SERVER_TUNNEL),
         datapath_socket: socket.to_path_buf(),
-        shutdown_timeout: Duration::from_secs(5),
+        // LCP Terminate waits for its Ack (which the mock datapath does not carry) for
+        // Max-Terminate restarts of 3 s: leave room for that.
+        shutdown_timeout: Duration::from_secs(20),
         ..Settings::default()
     };
     let secrets = Arc::new(MemorySecrets::new().with_user(USER, PASSWORD, None));
@@ -373,7 +390,7 @@ fn start_daemon(
 }
 
 #[test]
-fn client_dials_gets_established_and_hangs_up() {
+fn dial_hang_up_wrong_password_and_shutdown() {
     let pair = VethPair::create("ctld", 1);
     let dir = TempDir::new();
     let socket = dir.0.join("datapath.sock");
@@ -470,9 +487,58 @@ fn client_dials_gets_established_and_hangs_up() {
             })
             .await;
             assert!(pool.in_use().is_empty(), "no address given to the intruder");
+
+            // Shutdown: the server terminates LCP, then clears the call and stops the
+            // control connection, and takes the call out of the datapath.
+            let mut last = Client::dial(server, PASSWORD).await;
+            last.drive_until("established", |c| c.established().is_some())
+                .await;
+            eventually("the datapath gets the last call", || {
+                established_calls(&log).len() == 2
+            })
+            .await;
+            let call = established_calls(&log)[1].local_call_id;
+            handle.shutdown();
+            last.drive_until("the control connection is closed", |c| c.ctrl.is_closed())
+                .await;
+            assert!(
+                last.ctrl_events.iter().any(|e| matches!(
+                    e,
+                    Event::CallCleared {
+                        cause: control::CallClearCause::PeerDisconnect {
+                            result: DisconnectResult::AdminShutdown,
+                            ..
+                        },
+                        ..
+                    }
+                )),
+                "Call-Disconnect-Notify Admin-Shutdown: {:?}",
+                last.ctrl_events
+            );
+            assert!(
+                last.ctrl_events.iter().any(|e| matches!(
+                    e,
+                    Event::Closed(CloseCause::PeerStop(StopReason::LocalShutdown))
+                )),
+                "Stop-Control-Connection-Request Local-Shutdown: {:?}",
+                last.ctrl_events
+            );
+            let terminate_sent = log.lock().unwrap().iter().any(|m| {
+                matches!(m, Message::SendPpp(p) if p.call == call && lcp_code(&p.frame) == Some(5))
+            });
+            assert!(
+                terminate_sent,
+                "LCP Terminate-Request sent through the datapath"
+            );
+            eventually("the datapath removes the last call", || {
+                removed_calls(&log).contains(&call)
+            })
+            .await;
+            eventually("the address is back", || pool.in_use().is_empty()).await;
         });
     });
 
     drop(guard);
     daemon.join().expect("daemon thread");
+    assert!(handle.sessions().is_empty());
 }
