@@ -5,6 +5,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,8 +23,11 @@ use crate::datapath::DatapathError;
 
 /// Inputs (GRE, punted frames, commands) waiting for one call's task.
 const INPUT_QUEUE: usize = 256;
+/// A peer that leaves a control message unread this long (its TCP window closed) is
+/// treated as gone: the task must not stall its session's timers behind it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `count` random octets from the OS.
+/// `N` random octets from the OS.
 fn random<const N: usize>() -> Option<[u8; N]> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).ok()?;
@@ -258,11 +262,19 @@ impl Task {
             }
             while let Some(bytes) = self.conn.poll_transmit() {
                 moved = true;
-                if self.tcp_open
-                    && let Err(error) = self.write.write_all(&bytes).await
-                {
-                    tracing::debug!(peer = %self.peer, %error, "control connection write failed");
-                    self.tcp_lost();
+                if self.tcp_open {
+                    let write = self.write.write_all(&bytes);
+                    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => {
+                            tracing::debug!(peer = %self.peer, %error, "control connection write failed");
+                            self.tcp_lost();
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %self.peer, "peer does not read its control connection");
+                            self.tcp_lost();
+                        }
+                    }
                 }
             }
             while let Some(event) = self.conn.poll_event() {
