@@ -3,14 +3,17 @@
 //! TCP, PPP over a raw GRE socket), and a mock datapath on a Unix socket that answers the
 //! command protocol and records what it was told.
 //!
-//! * `dial_hang_up_wrong_password_and_shutdown`: the session comes up, the mock got an
+//! * `dial_hang_up_refuse_terminate_and_shut_down`: the session comes up, the mock got an
 //!   Establish whose keys, call IDs and addresses match the client's view; the client
 //!   hangs up like pptp-linux (Call-Clear-Request, then TCP closed) and the mock sees the
 //!   Remove, the address goes back to the pool and no session is left. Then a client with
 //!   a wrong password is refused (the client sees an authentication failure) and nothing
 //!   reaches the mock. Last, a shutdown while a session is up: LCP Terminate-Request
 //!   through the datapath, Call-Disconnect-Notify Admin-Shutdown and Stop-Control-Connection
-//!   Local-Shutdown to the client, the call removed and the address returned.
+//!   Local-Shutdown to the client, the call removed and the address returned. Before
+//!   that, after a hand-over: an LCP Echo-Request punted by the mock is answered through
+//!   SendPpp, and an operator terminate ends the session (the mock plays the client's
+//!   Terminate-Ack back, as the datapath would punt it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -25,8 +28,9 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
+use tokio::sync::mpsc;
 use xpptp_control::daemon::{Daemon, DaemonHandle, MemoryPool, MemorySecrets, Settings};
-use xpptp_proto::command::{self, CallList, Frame, HelloReply, Message};
+use xpptp_proto::command::{self, CallList, Frame, HelloReply, Message, PppFromPeer};
 use xpptp_proto::ppp::auth::Password;
 use xpptp_proto::ppp::link::{ClientConfig, Link, LinkRandom};
 use xpptp_proto::pptp::control::{self, CloseCause, Connection, Event, OutgoingCallParams};
@@ -48,23 +52,38 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 /// What the mock was asked, in order.
 type Log = Arc<Mutex<Vec<Message>>>;
+/// Frames the test has the mock send to control unasked (as if punted from a client).
+type Pushers = Arc<Mutex<Vec<mpsc::UnboundedSender<Message>>>>;
 
-async fn mock_datapath(listener: UnixListener, log: Log) {
+async fn mock_datapath(listener: UnixListener, log: Log, pushers: Pushers) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             return;
         };
-        tokio::spawn(mock_connection(stream, Arc::clone(&log)));
+        let (push, pushed) = mpsc::unbounded_channel();
+        pushers.lock().unwrap().push(push);
+        tokio::spawn(mock_connection(stream, Arc::clone(&log), pushed));
     }
 }
 
-async fn mock_connection(mut stream: UnixStream, log: Log) {
+async fn mock_connection(
+    mut stream: UnixStream,
+    log: Log,
+    mut pushed: mpsc::UnboundedReceiver<Message>,
+) {
     let mut buffer = Vec::new();
     let mut chunk = vec![0u8; 65536];
     loop {
-        let n = match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+        let n = tokio::select! {
+            read = stream.read(&mut chunk) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            Some(message) = pushed.recv() => {
+                let bytes = Frame::new(0, message).to_vec().unwrap();
+                stream.write_all(&bytes).await.unwrap();
+                continue;
+            }
         };
         buffer.extend_from_slice(&chunk[..n]);
         while let Some(total) = command::frame_len(&buffer).unwrap() {
@@ -73,6 +92,7 @@ async fn mock_connection(mut stream: UnixStream, log: Log) {
             }
             let (frame, _) = Frame::decode(&buffer[..total]).unwrap().unwrap();
             buffer.drain(..total);
+            let mut punt = None;
             let reply = match &frame.message {
                 Message::Hello(hello) => {
                     assert!(hello.subscribe, "control must subscribe to punted frames");
@@ -86,14 +106,41 @@ async fn mock_connection(mut stream: UnixStream, log: Log) {
                     calls: Vec::new(),
                     next: None,
                 }),
-                Message::Establish(_) | Message::Remove(_) | Message::SendPpp(_) => Message::Done,
+                Message::SendPpp(send) => {
+                    // The client's pppd acknowledges a Terminate-Request at once; the
+                    // datapath would punt that Ack to control.
+                    if let Some((5, id)) = lcp_code_id(&send.frame) {
+                        punt = Some(Message::PppFromPeer(PppFromPeer {
+                            call: send.call,
+                            frame: vec![0xff, 0x03, 0xc0, 0x21, 6, id, 0, 4],
+                        }));
+                    }
+                    Message::Done
+                }
+                Message::Establish(_) | Message::Remove(_) => Message::Done,
                 other => panic!("mock datapath: unexpected request {other:?}"),
             };
             log.lock().unwrap().push(frame.message);
             let bytes = Frame::new(frame.request_id, reply).to_vec().unwrap();
             stream.write_all(&bytes).await.unwrap();
+            if let Some(punt) = punt {
+                let bytes = Frame::new(0, punt).to_vec().unwrap();
+                stream.write_all(&bytes).await.unwrap();
+            }
         }
     }
+}
+
+/// Every LCP frame control sent on `call` through the datapath, as (code, id).
+fn lcp_sent(log: &Log, call: u16) -> Vec<(u8, u8)> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            Message::SendPpp(p) if p.call == call => lcp_code_id(&p.frame),
+            _ => None,
+        })
+        .collect()
 }
 
 fn established_calls(log: &Log) -> Vec<Established> {
@@ -300,11 +347,11 @@ impl Client {
     }
 }
 
-/// The LCP code of a PPP frame (address/control optional), if it is LCP.
-fn lcp_code(frame: &[u8]) -> Option<u8> {
+/// The LCP code and identifier of a PPP frame (address/control optional), if it is LCP.
+fn lcp_code_id(frame: &[u8]) -> Option<(u8, u8)> {
     let frame = frame.strip_prefix(&[0xff, 0x03]).unwrap_or(frame);
     match frame {
-        [0xc0, 0x21, code, ..] => Some(*code),
+        [0xc0, 0x21, code, id, ..] => Some((*code, *id)),
         _ => None,
     }
 }
@@ -355,13 +402,12 @@ fn start_daemon(
     socket: &Path,
     pool: Arc<MemoryPool>,
     log: Log,
+    pushers: Pushers,
 ) -> (DaemonHandle, std::thread::JoinHandle<()>) {
     let settings = Settings {
         listen: SocketAddrV4::new(listen, 1723),
         local_tunnel_address: Some(SERVER_TUNNEL),
         datapath_socket: socket.to_path_buf(),
-        // LCP Terminate waits for its Ack (which the mock datapath does not carry) for
-        // Max-Terminate restarts of 3 s: leave room for that.
         shutdown_timeout: Duration::from_secs(20),
         ..Settings::default()
     };
@@ -377,7 +423,7 @@ fn start_daemon(
             .unwrap();
         runtime.block_on(async move {
             let listener = UnixListener::bind(&socket).expect("mock datapath socket");
-            tokio::spawn(mock_datapath(listener, log));
+            tokio::spawn(mock_datapath(listener, log, pushers));
             let daemon = Daemon::bind(settings, secrets, pool)
                 .await
                 .expect("daemon binds (needs root for the raw GRE socket)");
@@ -390,18 +436,20 @@ fn start_daemon(
 }
 
 #[test]
-fn dial_hang_up_wrong_password_and_shutdown() {
+fn dial_hang_up_refuse_terminate_and_shut_down() {
     let pair = VethPair::create("ctld", 1);
     let dir = TempDir::new();
     let socket = dir.0.join("datapath.sock");
     let pool = Arc::new(MemoryPool::new([CLIENT_TUNNEL]));
     let log: Log = Arc::default();
+    let pushers: Pushers = Arc::default();
     let (handle, daemon) = start_daemon(
         &pair.a.netns,
         pair.a.addr,
         &socket,
         Arc::clone(&pool),
         Arc::clone(&log),
+        Arc::clone(&pushers),
     );
     let guard = ShutdownOnDrop(handle.clone());
     let server = pair.a.addr;
@@ -488,16 +536,67 @@ fn dial_hang_up_wrong_password_and_shutdown() {
             .await;
             assert!(pool.in_use().is_empty(), "no address given to the intruder");
 
+            // After the hand-over: a punted LCP Echo-Request is answered through the
+            // datapath; an operator terminate ends the session.
+            let mut third = Client::dial(server, PASSWORD).await;
+            third
+                .drive_until("established", |c| c.established().is_some())
+                .await;
+            eventually("the datapath gets the third call", || {
+                established_calls(&log).len() == 2
+            })
+            .await;
+            let call = established_calls(&log)[1].local_call_id;
+            let echo = vec![0xff, 0x03, 0xc0, 0x21, 9, 0x42, 0, 8, 1, 2, 3, 4];
+            for push in pushers.lock().unwrap().iter() {
+                let _ = push.send(Message::PppFromPeer(PppFromPeer {
+                    call,
+                    frame: echo.clone(),
+                }));
+            }
+            eventually("the Echo-Reply goes out through the datapath", || {
+                lcp_sent(&log, call).contains(&(10, 0x42))
+            })
+            .await;
+            assert!(handle.terminate(call), "the session exists");
+            third
+                .drive_until("the call is cleared", |c| {
+                    c.ctrl_events
+                        .iter()
+                        .any(|e| matches!(e, Event::CallCleared { .. }))
+                })
+                .await;
+            assert!(
+                third.ctrl_events.iter().any(|e| matches!(
+                    e,
+                    Event::CallCleared {
+                        cause: control::CallClearCause::PeerDisconnect {
+                            result: DisconnectResult::AdminShutdown,
+                            ..
+                        },
+                        ..
+                    }
+                )),
+                "Call-Disconnect-Notify Admin-Shutdown: {:?}",
+                third.ctrl_events
+            );
+            eventually("the datapath removes the third call", || {
+                removed_calls(&log).contains(&call)
+            })
+            .await;
+            eventually("the address is back", || pool.in_use().is_empty()).await;
+            drop(third);
+
             // Shutdown: the server terminates LCP, then clears the call and stops the
             // control connection, and takes the call out of the datapath.
             let mut last = Client::dial(server, PASSWORD).await;
             last.drive_until("established", |c| c.established().is_some())
                 .await;
             eventually("the datapath gets the last call", || {
-                established_calls(&log).len() == 2
+                established_calls(&log).len() == 3
             })
             .await;
-            let call = established_calls(&log)[1].local_call_id;
+            let call = established_calls(&log)[2].local_call_id;
             handle.shutdown();
             last.drive_until("the control connection is closed", |c| c.ctrl.is_closed())
                 .await;
@@ -523,11 +622,8 @@ fn dial_hang_up_wrong_password_and_shutdown() {
                 "Stop-Control-Connection-Request Local-Shutdown: {:?}",
                 last.ctrl_events
             );
-            let terminate_sent = log.lock().unwrap().iter().any(|m| {
-                matches!(m, Message::SendPpp(p) if p.call == call && lcp_code(&p.frame) == Some(5))
-            });
             assert!(
-                terminate_sent,
+                lcp_sent(&log, call).iter().any(|(code, _)| *code == 5),
                 "LCP Terminate-Request sent through the datapath"
             );
             eventually("the datapath removes the last call", || {
