@@ -1,8 +1,16 @@
-//! xpptp's control plane. So far: the configuration ([`config`]: the native TOML file, or
-//! an existing Poptop install read as it is) and the client address pool ([`pool`]). The
-//! daemon (TCP 1723, PPP negotiation, the datapath's command socket) comes next.
-
-#![forbid(unsafe_code)]
+//! xpptp's control plane: the `xpptp-control` daemon's library.
+//!
+//! * [`config`]: the configuration: the native TOML file, or an existing Poptop install
+//!   (pptpd.conf, the pppd options file, chap-secrets) read as it is.
+//! * [`pool`]: the client address pool (ranges, lists, fixed per-user addresses).
+//! * [`daemon`]: TCP 1723, one task per control connection running proto's PPTP
+//!   [`Connection`](xpptp_proto::pptp::control::Connection) and the call's
+//!   [`Session`](xpptp_proto::session::Session), GRE on a raw socket until the call is
+//!   established, then the hand-over to the datapath.
+//! * [`datapath`]: the client of the datapath's command socket (establish, remove,
+//!   send_ppp; punted frames back), reconnecting and resynchronising.
 
 pub mod config;
+pub mod daemon;
+pub mod datapath;
 pub mod pool;

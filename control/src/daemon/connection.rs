@@ -1,0 +1,606 @@
+//! One control connection's task: proto's server [`Connection`] on the TCP stream and the
+//! [`Session`] of its call (one call per connection). See the [daemon docs](super) for
+//! the life of a session; this file follows proto's calling order: after every input,
+//! drain what the machines want to send, then their events, then re-arm the timer.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use xpptp_proto::ppp::auth::{Lookup, LookupId, SecretAnswer, SecretRequest};
+use xpptp_proto::ppp::link::{Link, LinkRandom};
+use xpptp_proto::pptp::control::{CallEstablished, Connection, Event};
+use xpptp_proto::session::{Cause, Established, Session, SessionEvent, SessionParams};
+use xpptp_proto::wire::pptp::{ErrorCode, OutgoingCallResult, StopReason};
+
+use super::{AddressSource, AllocError, CallEntry, CallIdLease, CallInput, SessionInfo, Shared};
+use crate::datapath::DatapathError;
+
+/// Inputs (GRE, punted frames, commands) waiting for one call's task.
+const INPUT_QUEUE: usize = 256;
+/// A peer that leaves a control message unread this long (its TCP window closed) is
+/// treated as gone: the task must not stall its session's timers behind it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `N` random octets from the OS.
+fn random<const N: usize>() -> Option<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// Text of a user name for logs (names are not secrets; they may not be UTF-8).
+fn user_text(user: Option<&[u8]>) -> String {
+    user.map(|u| String::from_utf8_lossy(u).into_owned())
+        .unwrap_or_default()
+}
+
+/// An address from the pool, given back on drop.
+struct AddressLease {
+    address: Ipv4Addr,
+    pool: Arc<dyn AddressSource>,
+}
+
+impl Drop for AddressLease {
+    fn drop(&mut self) {
+        self.pool.release(self.address);
+    }
+}
+
+/// What the link's secret lookup and address assigner share with the task.
+#[derive(Default)]
+struct AuthShared {
+    /// Lookups the link asked for: (id, user, our server name).
+    pending: Vec<(LookupId, Vec<u8>, Vec<u8>)>,
+    /// The user last looked up (the one being authenticated) and its fixed address.
+    user: Option<Vec<u8>>,
+    fixed: Option<Ipv4Addr>,
+    /// The client's address, once assigned.
+    address: Option<AddressLease>,
+    /// Why no address could be assigned.
+    alloc_error: Option<AllocError>,
+}
+
+fn lock(shared: &Mutex<AuthShared>) -> MutexGuard<'_, AuthShared> {
+    // Every critical section leaves the fields consistent on its own.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The connection's call.
+struct Call {
+    lease: CallIdLease,
+    peer_call_id: u16,
+    session: Session,
+    auth: Arc<Mutex<AuthShared>>,
+    /// Pushed to the datapath (to be removed from it at the end).
+    pushed: bool,
+    /// [`Settings::session_timeout`](super::Settings::session_timeout)'s deadline.
+    session_deadline: Option<Instant>,
+}
+
+impl Call {
+    fn id(&self) -> u16 {
+        self.lease.id()
+    }
+
+    fn user(&self) -> String {
+        user_text(
+            self.session
+                .link()
+                .user()
+                .or(lock(&self.auth).user.as_deref()),
+        )
+    }
+}
+
+struct Task {
+    shared: Arc<Shared>,
+    peer: SocketAddrV4,
+    conn: Connection,
+    write: OwnedWriteHalf,
+    tcp_open: bool,
+    /// TCP bytes not yet taken by the connection (it takes no more while its queues are
+    /// full).
+    unread: Vec<u8>,
+    /// The Call ID of an accepted call whose session is not built yet.
+    pending_lease: Option<CallIdLease>,
+    call: Option<Call>,
+    input: mpsc::Sender<CallInput>,
+    shutting_down: bool,
+}
+
+/// Serves one control connection until it and its call are over.
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddrV4,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut read, write) = stream.into_split();
+    let (input, mut inputs) = mpsc::channel(INPUT_QUEUE);
+    let now = Instant::now();
+    let mut task = Task {
+        conn: Connection::server(shared.settings.control_config(), now.into_std()),
+        shared,
+        peer,
+        write,
+        tcp_open: true,
+        unread: Vec::new(),
+        pending_lease: None,
+        call: None,
+        input,
+        shutting_down: false,
+    };
+    tracing::debug!(peer = %peer, "control connection opened");
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        task.process().await;
+        if task.conn.is_closed() && task.call.is_none() {
+            break;
+        }
+        let deadline = task.next_deadline();
+        tokio::select! {
+            read = read.read(&mut buffer), if task.tcp_open && task.unread.is_empty() => {
+                match read {
+                    Ok(n) if n > 0 => task.unread.extend_from_slice(buffer.get(..n).unwrap_or_default()),
+                    _ => task.tcp_lost(),
+                }
+            }
+            Some(input) = inputs.recv() => task.on_input(input),
+            () = sleep_until(deadline) => task.on_timeout(),
+            changed = shutdown.wait_for(|stop| *stop), if !task.shutting_down => {
+                let _ = changed;
+                task.begin_shutdown();
+            }
+        }
+    }
+    if task.tcp_open {
+        let _ = task.write.shutdown().await;
+    }
+    tracing::debug!(peer = %peer, "control connection task done");
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Task {
+    fn now() -> std::time::Instant {
+        Instant::now().into_std()
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let call = self.call.as_ref();
+        [
+            self.conn.poll_timeout().map(Instant::from_std),
+            call.and_then(|c| c.session.poll_timeout().map(Instant::from_std)),
+            call.and_then(|c| c.session_deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn tcp_lost(&mut self) {
+        self.tcp_open = false;
+        self.unread.clear();
+        self.conn.handle_tcp_closed(Self::now());
+    }
+
+    fn on_input(&mut self, input: CallInput) {
+        let now = Self::now();
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        match input {
+            CallInput::Gre(packet) => call.session.handle_gre(now, &packet),
+            CallInput::Ppp(frame) => call.session.handle_frame(now, &frame),
+            CallInput::ResetRequestNeeded => {
+                call.session.send_reset_request(now);
+            }
+            CallInput::Terminate(cause) => {
+                tracing::info!(
+                    user = %call.user(),
+                    local_call_id = call.id(),
+                    peer_call_id = call.peer_call_id,
+                    peer = %self.peer.ip(),
+                    %cause,
+                    "terminating session"
+                );
+                call.session.close(now, cause);
+            }
+        }
+    }
+
+    fn on_timeout(&mut self) {
+        let now = Self::now();
+        let tokio_now = Instant::now();
+        if self.conn.poll_timeout().is_some_and(|t| t <= now) {
+            self.conn.handle_timeout(now);
+        }
+        if let Some(call) = self.call.as_mut() {
+            if call.session.poll_timeout().is_some_and(|t| t <= now) {
+                call.session.handle_timeout(now);
+            }
+            if call.session_deadline.is_some_and(|t| t <= tokio_now) {
+                call.session_deadline = None;
+                call.session.close(now, Cause::SessionTimeout);
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        self.shutting_down = true;
+        let now = Self::now();
+        match self.call.as_mut() {
+            Some(call) => call.session.close(now, Cause::Shutdown),
+            None => self.conn.stop(now, StopReason::LocalShutdown),
+        }
+    }
+
+    /// Runs both machines until neither has anything to say.
+    async fn process(&mut self) {
+        loop {
+            let mut moved = false;
+            let now = Self::now();
+            if !self.unread.is_empty() && !self.conn.is_closed() {
+                let taken = self.conn.handle_bytes(now, &self.unread);
+                self.unread.drain(..taken.min(self.unread.len()));
+                moved |= taken > 0;
+            } else if self.conn.is_closed() {
+                self.unread.clear();
+            }
+            while let Some(bytes) = self.conn.poll_transmit() {
+                moved = true;
+                if self.tcp_open {
+                    let write = self.write.write_all(&bytes);
+                    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => {
+                            tracing::debug!(peer = %self.peer, %error, "control connection write failed");
+                            self.tcp_lost();
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %self.peer, "peer does not read its control connection");
+                            self.tcp_lost();
+                        }
+                    }
+                }
+            }
+            while let Some(event) = self.conn.poll_event() {
+                moved = true;
+                self.on_control_event(event);
+            }
+            moved |= self.process_session().await;
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn on_control_event(&mut self, event: Event) {
+        let now = Self::now();
+        let peer = self.peer.ip();
+        match event {
+            Event::Established(info) => tracing::debug!(
+                peer = %peer,
+                host = %info.host_name,
+                vendor = %info.vendor,
+                "control connection up"
+            ),
+            Event::ConnectionRequested(_) => {
+                // ask_admission is off: not raised. Accept rather than hang.
+                let _ = self.conn.accept(now);
+            }
+            Event::CallRequested(ocrq) => {
+                self.on_call_requested(ocrq.call_id, ocrq.recv_window_size)
+            }
+            Event::CallEstablished(call) => self.start_session(&call),
+            Event::CallCleared { cause, .. } => {
+                if let Some(call) = self.call.as_mut() {
+                    call.session.lower_down(now, Cause::from_call_clear(&cause));
+                }
+            }
+            Event::Closed(cause) => {
+                tracing::debug!(peer = %peer, %cause, "control connection closed");
+                if let Some(call) = self.call.as_mut() {
+                    call.session
+                        .lower_down(now, Cause::from_connection_close(&cause));
+                }
+            }
+            Event::LinkInfo { .. } | Event::WanError { .. } => {}
+            Event::Ignored {
+                message_type,
+                reason,
+            } => tracing::debug!(peer = %peer, ?message_type, %reason, "control message ignored"),
+            Event::Rejected(rejected) => {
+                tracing::debug!(peer = %peer, ?rejected, "malformed control message")
+            }
+        }
+    }
+
+    fn refuse(&mut self, peer_call_id: u16, why: &str) {
+        tracing::warn!(peer = %self.peer.ip(), peer_call_id, reason = why, "call refused");
+        let _ = self.conn.refuse_call(
+            Self::now(),
+            peer_call_id,
+            OutgoingCallResult::GeneralError,
+            ErrorCode::NoResource,
+        );
+    }
+
+    fn on_call_requested(&mut self, peer_call_id: u16, recv_window: u16) {
+        if self.shutting_down {
+            return self.refuse(peer_call_id, "shutting down");
+        }
+        if self.shared.calls().len() >= self.shared.settings.max_sessions {
+            return self.refuse(peer_call_id, "session limit reached (max_sessions)");
+        }
+        let Some(start) = random::<2>() else {
+            return self.refuse(peer_call_id, "no randomness from the OS");
+        };
+        let Some(lease) = self.shared.call_ids.allocate(u16::from_be_bytes(start)) else {
+            return self.refuse(peer_call_id, "no free call ID");
+        };
+        let id = lease.id();
+        if self
+            .conn
+            .accept_call(Self::now(), peer_call_id, id, recv_window)
+            .is_ok()
+        {
+            // CallEstablished follows at once and takes the lease.
+            self.pending_lease = Some(lease);
+        }
+    }
+
+    fn start_session(&mut self, established: &CallEstablished) {
+        let now = Self::now();
+        let Some(lease) = self.pending_lease.take() else {
+            return;
+        };
+        let Some(seed) = random::<32>() else {
+            tracing::error!("no randomness from the OS; dropping the call");
+            let _ =
+                self.conn
+                    .disconnect_call(now, lease.id(), Cause::LinkFailed.disconnect_result());
+            return;
+        };
+        let auth = Arc::new(Mutex::new(AuthShared::default()));
+        let lookups = Arc::clone(&auth);
+        let secrets = move |request: &SecretRequest<'_>| {
+            lock(&lookups).pending.push((
+                request.id,
+                request.user.to_vec(),
+                request.server_name.to_vec(),
+            ));
+            Lookup::Pending
+        };
+        let assigner_state = Arc::clone(&auth);
+        let pool = Arc::clone(&self.shared.pool);
+        let assigner = move |requested: Option<Ipv4Addr>| {
+            let mut state = lock(&assigner_state);
+            let user = state.user.clone().unwrap_or_default();
+            match pool.allocate(&user, state.fixed, requested) {
+                Ok(address) => {
+                    state.address = Some(AddressLease {
+                        address,
+                        pool: Arc::clone(&pool),
+                    });
+                    Some(address)
+                }
+                Err(error) => {
+                    state.alloc_error = Some(error);
+                    None
+                }
+            }
+        };
+        let link = Link::server(
+            self.shared.settings.link_config(),
+            Box::new(secrets),
+            Box::new(assigner),
+            LinkRandom::from_seed(seed),
+        );
+        let params = SessionParams::from_call(established, *self.peer.ip());
+        let id = lease.id();
+        let session = Session::new(now, params, link);
+        self.shared.calls().insert(
+            id,
+            CallEntry {
+                input: self.input.clone(),
+                info: SessionInfo {
+                    local_call_id: id,
+                    peer_call_id: established.peer_call_id,
+                    peer: *self.peer.ip(),
+                },
+            },
+        );
+        self.shared
+            .gre
+            .add_route(id, *self.peer.ip(), self.input.clone());
+        tracing::info!(
+            local_call_id = id,
+            peer_call_id = established.peer_call_id,
+            peer = %self.peer.ip(),
+            "call accepted, negotiating PPP"
+        );
+        self.call = Some(Call {
+            lease,
+            peer_call_id: established.peer_call_id,
+            session,
+            auth,
+            pushed: false,
+            session_deadline: self
+                .shared
+                .settings
+                .session_timeout
+                .and_then(|t| Instant::now().checked_add(t)),
+        });
+    }
+
+    /// Answers pending secret lookups, sends what the session queued, acts on its events.
+    /// Returns whether anything happened.
+    async fn process_session(&mut self) -> bool {
+        let mut moved = false;
+        let Some(call) = self.call.as_mut() else {
+            return false;
+        };
+        let now = Self::now();
+        let pending = std::mem::take(&mut lock(&call.auth).pending);
+        for (id, user, server) in pending {
+            moved = true;
+            let entry = self.shared.secrets.lookup(&user, &server);
+            let answer = {
+                let mut state = lock(&call.auth);
+                state.fixed = entry.as_ref().and_then(|e| e.address);
+                state.user = Some(user);
+                match entry {
+                    Some(entry) => SecretAnswer::Secret(entry.secret),
+                    None => SecretAnswer::UnknownUser,
+                }
+            };
+            call.session.provide_secret(now, id, answer);
+        }
+        let peer = *self.peer.ip();
+        let id = call.id();
+        if call.session.is_handed_over() {
+            while let Some(frame) = call.session.poll_frame() {
+                moved = true;
+                if let Err(error) = self.shared.datapath.send_ppp(id, frame) {
+                    tracing::debug!(local_call_id = id, %error, "PPP frame to the datapath dropped");
+                }
+            }
+        } else {
+            while let Some(packet) = call.session.poll_transmit() {
+                moved = true;
+                if let Err(error) = self.shared.gre.send(peer, &packet).await {
+                    tracing::debug!(local_call_id = id, %error, "GRE send failed");
+                }
+            }
+        }
+        let events: Vec<SessionEvent> = std::iter::from_fn(|| call.session.poll_event()).collect();
+        for event in events {
+            moved = true;
+            match event {
+                SessionEvent::Authenticated { user } => tracing::info!(
+                    user = %user_text(Some(&user)),
+                    local_call_id = id,
+                    peer_call_id = self.call.as_ref().map_or(0, |c| c.peer_call_id),
+                    peer = %peer,
+                    "authenticated"
+                ),
+                SessionEvent::Established(established) => self.on_established(*established).await,
+                SessionEvent::ResetRequested => tracing::debug!(
+                    local_call_id = id,
+                    "peer asked for a CCP reset (the datapath's encryptor restarts its flush)"
+                ),
+                SessionEvent::Terminated(cause) => self.end_call(cause).await,
+            }
+        }
+        moved
+    }
+
+    async fn on_established(&mut self, mut established: Established) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        let id = call.id();
+        // Everything queued before the event went out above: the numbers the datapath
+        // continues from are the session's now.
+        established.gre = call.session.hand_over();
+        self.shared.gre.remove_route(id);
+        let user = user_text(established.user.as_deref());
+        let address = established.client_tunnel_address;
+        let mppe = established
+            .transmit
+            .map(|t| format!("{:?} {:?}", t.strength, t.mode))
+            .unwrap_or_else(|| "none".into());
+        let repush = call.pushed;
+        call.pushed = true;
+        match self.shared.datapath.establish(established).await {
+            Ok(()) => tracing::info!(
+                %user,
+                local_call_id = id,
+                peer_call_id = call.peer_call_id,
+                peer = %self.peer.ip(),
+                client_address = %address,
+                %mppe,
+                renegotiated = repush,
+                "session established"
+            ),
+            Err(DatapathError::NotConnected) => tracing::warn!(
+                %user,
+                local_call_id = id,
+                peer_call_id = call.peer_call_id,
+                peer = %self.peer.ip(),
+                client_address = %address,
+                "session established but the datapath is not connected; it gets the call \
+                 when it comes back"
+            ),
+            Err(error) => {
+                tracing::error!(
+                    %user,
+                    local_call_id = id,
+                    peer_call_id = call.peer_call_id,
+                    peer = %self.peer.ip(),
+                    %error,
+                    "datapath refused the call; ending the session"
+                );
+                call.session.close(Self::now(), Cause::LinkFailed);
+            }
+        }
+    }
+
+    /// The session is over: out of the datapath, CDN and StopCCRQ to the peer, then the
+    /// address and the Call ID go back.
+    async fn end_call(&mut self, cause: Cause) {
+        let Some(call) = self.call.take() else {
+            return;
+        };
+        let id = call.id();
+        let now = Self::now();
+        let (address, alloc_error) = {
+            let state = lock(&call.auth);
+            (
+                state.address.as_ref().map(|a| a.address),
+                state.alloc_error.clone(),
+            )
+        };
+        if let Some(error) = alloc_error {
+            tracing::warn!(user = %call.user(), local_call_id = id, %error, "no address for the client");
+        }
+        tracing::info!(
+            user = %call.user(),
+            local_call_id = id,
+            peer_call_id = call.peer_call_id,
+            peer = %self.peer.ip(),
+            client_address = ?address,
+            %cause,
+            "session ended"
+        );
+        self.shared.gre.remove_route(id);
+        self.shared.calls().remove(&id);
+        if call.pushed
+            && let Err(error) = self.shared.datapath.remove(id).await
+        {
+            tracing::warn!(local_call_id = id, %error, "could not remove the call from the datapath");
+        }
+        if self.conn.call(id).is_some() {
+            let _ = self
+                .conn
+                .disconnect_call(now, id, cause.disconnect_result());
+        }
+        self.conn.stop(now, cause.stop_reason());
+        // Dropping the call releases the address lease, then the Call ID.
+        drop(call);
+    }
+}
