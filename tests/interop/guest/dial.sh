@@ -11,6 +11,7 @@
 #   PING_TARGETS   addresses to ping through the tunnel (space separated)
 #   IPERF_SERVER   address of an iperf3 server reached through the tunnel, or empty
 #   IPERF_SECONDS  seconds per iperf3 direction
+# The host writes /mnt/host-ping after pinging our tunnel address (it waits for UP=yes).
 # Results go to /mnt: result.txt (KEY=VALUE lines the host checks), pppd.log, syslog.log,
 # iperf-up.json, iperf-down.json.
 set -u
@@ -76,6 +77,11 @@ if [ "$up" = yes ]; then
         iperf3 -c "$IPERF_SERVER" -t "$IPERF_SECONDS" -R -J >/mnt/iperf-down.json 2>&1
         say "IPERF_DOWN=$?"
     fi
+    # The host pings our tunnel address once it sees UP=yes: wait for it before hanging up.
+    for _ in $(seq 1 150); do
+        [ -f /mnt/host-ping ] && break
+        sleep 0.2
+    done
     # A user's hang-up: SIGTERM to pppd (LCP Terminate, then pptp-linux clears the call).
     kill -TERM "$pppd_pid"
 fi
