@@ -55,13 +55,16 @@ for _ in $(seq 1 150); do
     kill -0 "$pppd_pid" 2>/dev/null || break
     sleep 0.2
 done
-say "UP=$up"
-
 if [ "$up" = yes ]; then
     local_addr="$(ip -4 addr show dev ppp0 | awk '/inet / {print $2}')"
     peer_addr="$(ip -4 addr show dev ppp0 | awk '/inet / {print $4}')"
     say "LOCAL=$local_addr"
     say "PEER=${peer_addr%/*}"
+fi
+# Last: the host starts pinging LOCAL when it sees this line.
+say "UP=$up"
+
+if [ "$up" = yes ]; then
     for t in $PING_TARGETS; do
         ip route add "$t/32" dev ppp0 2>/dev/null
         if ping -c 3 -W 3 "$t" >/mnt/ping-"$t".txt 2>&1; then
