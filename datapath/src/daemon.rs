@@ -431,8 +431,10 @@ impl Datapath {
 
         let (calls, writer) = CallTable::<WorkerCall>::new();
         let workers_n = usize::try_from(queues).unwrap_or(usize::MAX);
-        let mut worker_config =
-            WorkerConfig::new(L2Header::ethernet(config.next_hop_mac, local_mac), workers_n);
+        let mut worker_config = WorkerConfig::new(
+            L2Header::ethernet(config.next_hop_mac, local_mac),
+            workers_n,
+        );
         worker_config.pin = config.pin;
         let control = Arc::clone(&worker_config.control);
         let events = Arc::new(EventQueue::new(config.event_capacity));
@@ -864,7 +866,10 @@ mod tests {
         assert!(!is_ccp_reset_ack(&[0x80, 0xFD, 14, 1, 0, 4]));
         assert!(!is_ccp_reset_ack(&[0xC0, 0x21, 15, 1, 0, 4]));
         assert!(!is_ccp_reset_ack(&[0x80]));
-        assert_eq!(strip_address_control(vec![0xFF, 0x03, 0xC0, 0x21]), [0xC0, 0x21]);
+        assert_eq!(
+            strip_address_control(vec![0xFF, 0x03, 0xC0, 0x21]),
+            [0xC0, 0x21]
+        );
         assert_eq!(strip_address_control(vec![0xC0, 0x21]), [0xC0, 0x21]);
     }
 
