@@ -18,8 +18,9 @@ use xpptp_proto::pptp::control::{CallEstablished, Connection, Event};
 use xpptp_proto::session::{Cause, Established, Session, SessionEvent, SessionParams};
 use xpptp_proto::wire::pptp::{ErrorCode, OutgoingCallResult, StopReason};
 
-use super::{AddressSource, AllocError, CallEntry, CallIdLease, CallInput, SessionInfo, Shared};
+use super::{AddressSource, CallEntry, CallIdLease, CallInput, SessionInfo, Shared};
 use crate::datapath::DatapathError;
+use crate::pool::{AddressRule, PoolError};
 
 /// Inputs (GRE, punted frames, commands) waiting for one call's task.
 const INPUT_QUEUE: usize = 256;
@@ -40,15 +41,15 @@ fn user_text(user: Option<&[u8]>) -> String {
         .unwrap_or_default()
 }
 
-/// An address from the pool, given back on drop.
+/// A client address from the pool, given back on drop.
 struct AddressLease {
-    address: Ipv4Addr,
+    peer: Ipv4Addr,
     pool: Arc<dyn AddressSource>,
 }
 
 impl Drop for AddressLease {
     fn drop(&mut self) {
-        self.pool.release(self.address);
+        self.pool.release(self.peer);
     }
 }
 
@@ -57,13 +58,14 @@ impl Drop for AddressLease {
 struct AuthShared {
     /// Lookups the link asked for: (id, user, our server name).
     pending: Vec<(LookupId, Vec<u8>, Vec<u8>)>,
-    /// The user last looked up (the one being authenticated) and its fixed address.
+    /// The user last looked up (the one being authenticated) and the addresses it may
+    /// have (`None`: unknown user).
     user: Option<Vec<u8>>,
-    fixed: Option<Ipv4Addr>,
+    rule: Option<AddressRule>,
     /// The client's address, once assigned.
     address: Option<AddressLease>,
     /// Why no address could be assigned.
-    alloc_error: Option<AllocError>,
+    alloc_error: Option<PoolError>,
 }
 
 fn lock(shared: &Mutex<AuthShared>) -> MutexGuard<'_, AuthShared> {
@@ -343,7 +345,8 @@ impl Task {
         if self.shutting_down {
             return self.refuse(peer_call_id, "shutting down");
         }
-        if self.shared.calls().len() >= self.shared.settings.max_sessions {
+        let max = usize::try_from(self.shared.settings.limits.max_sessions).unwrap_or(usize::MAX);
+        if self.shared.calls().len() >= max {
             return self.refuse(peer_call_id, "session limit reached (max_sessions)");
         }
         let Some(start) = random::<2>() else {
@@ -387,16 +390,18 @@ impl Task {
         };
         let assigner_state = Arc::clone(&auth);
         let pool = Arc::clone(&self.shared.pool);
-        let assigner = move |requested: Option<Ipv4Addr>| {
+        // The client's requested address is not honoured: the pool hands out round robin
+        // and fixed addresses come from chap-secrets (see pool.rs).
+        let assigner = move |_requested: Option<Ipv4Addr>| {
             let mut state = lock(&assigner_state);
-            let user = state.user.clone().unwrap_or_default();
-            match pool.allocate(&user, state.fixed, requested) {
-                Ok(address) => {
+            let rule = state.rule.clone().unwrap_or(AddressRule::Refused);
+            match pool.allocate(&rule) {
+                Ok(lease) => {
                     state.address = Some(AddressLease {
-                        address,
+                        peer: lease.peer,
                         pool: Arc::clone(&pool),
                     });
-                    Some(address)
+                    Some(lease.peer)
                 }
                 Err(error) => {
                     state.alloc_error = Some(error);
@@ -461,7 +466,7 @@ impl Task {
             let entry = self.shared.secrets.lookup(&user, &server);
             let answer = {
                 let mut state = lock(&call.auth);
-                state.fixed = entry.as_ref().and_then(|e| e.address);
+                state.rule = entry.as_ref().map(|e| e.addresses.clone());
                 state.user = Some(user);
                 match entry {
                     Some(entry) => SecretAnswer::Secret(entry.secret),
@@ -571,7 +576,7 @@ impl Task {
         let (address, alloc_error) = {
             let state = lock(&call.auth);
             (
-                state.address.as_ref().map(|a| a.address),
+                state.address.as_ref().map(|a| a.peer),
                 state.alloc_error.clone(),
             )
         };
