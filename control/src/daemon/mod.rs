@@ -25,6 +25,7 @@
 //! Terminate, CDN, StopCCRQ), waits for them at most [`Settings::shutdown_timeout`], then
 //! removes from the datapath whatever is left and exits.
 
+mod admission;
 mod call_ids;
 mod connection;
 mod gre;
@@ -49,6 +50,8 @@ use xpptp_proto::ppp::link::ServerConfig;
 use xpptp_proto::pptp::control;
 use xpptp_proto::session::Cause;
 
+use admission::Admission;
+pub use admission::{Refusal, RefusalCounts};
 pub use call_ids::{CallIdLease, CallIds};
 pub use gre::GreCounters;
 use gre::GreSocket;
@@ -261,6 +264,7 @@ struct Shared {
     secrets: Arc<dyn SecretSource>,
     pool: Arc<dyn AddressSource>,
     call_ids: Arc<CallIds>,
+    admission: Arc<Admission>,
     gre: Arc<GreSocket>,
     datapath: DatapathClient,
     calls: Mutex<HashMap<u16, CallEntry>>,
@@ -327,6 +331,11 @@ impl DaemonHandle {
         &self.shared.datapath
     }
 
+    /// Refusals so far, by reason.
+    pub fn refusals(&self) -> RefusalCounts {
+        self.shared.admission.refusals().snapshot()
+    }
+
     /// The GRE receive counters.
     pub fn gre_counters(&self) -> &GreCounters {
         self.shared.gre.counters()
@@ -357,11 +366,13 @@ impl Daemon {
             })?;
         let gre = GreSocket::open(*settings.listen.ip()).map_err(DaemonError::GreSocket)?;
         let (datapath, events) = DatapathClient::start(&settings.datapath_socket);
+        let admission = Admission::new(settings.limits);
         let shared = Arc::new(Shared {
             settings,
             secrets,
             pool,
             call_ids: CallIds::new(),
+            admission,
             gre,
             datapath,
             calls: Mutex::new(HashMap::new()),
@@ -413,12 +424,27 @@ impl Daemon {
                 }),
                 accepted = listener.accept() => match accepted {
                     Ok((stream, SocketAddr::V4(peer))) => {
-                        sessions.spawn(connection::serve(
-                            Arc::clone(&shared),
-                            stream,
-                            peer,
-                            handle.shutdown.subscribe(),
-                        ));
+                        match shared.admission.admit_connection(*peer.ip(), std::time::Instant::now()) {
+                            Ok(starting) => {
+                                sessions.spawn(connection::serve(
+                                    Arc::clone(&shared),
+                                    stream,
+                                    peer,
+                                    starting,
+                                    handle.shutdown.subscribe(),
+                                ));
+                            }
+                            Err(refused) => {
+                                if refused.log {
+                                    tracing::warn!(
+                                        peer = %peer.ip(),
+                                        reason = %refused.reason,
+                                        "connection refused"
+                                    );
+                                }
+                                drop(stream);
+                            }
+                        }
                     }
                     Ok((_, peer)) => tracing::debug!(%peer, "IPv6 peer ignored: PPTP here is IPv4 only"),
                     Err(error) => {
