@@ -29,6 +29,7 @@ mod admission;
 mod call_ids;
 mod connection;
 mod gre;
+mod idle;
 mod sources;
 
 use std::collections::HashMap;
@@ -408,6 +409,9 @@ impl Daemon {
         let shared = Arc::clone(&handle.shared);
         let mut background = JoinSet::new();
         background.spawn(dispatch_datapath_events(Arc::clone(&shared), events));
+        if let Some(idle) = shared.settings.idle_timeout {
+            background.spawn(end_idle_sessions(Arc::clone(&shared), idle));
+        }
         let mut gre_task = tokio::spawn(Arc::clone(&shared.gre).receive_loop());
         let mut sessions = JoinSet::new();
         let mut shutdown = handle.shutdown.subscribe();
@@ -504,6 +508,37 @@ async fn dispatch_datapath_events(shared: Arc<Shared>, mut events: mpsc::Receive
                 }
             }
             None => tracing::debug!(local_call_id = call, "datapath frame for no live call"),
+        }
+    }
+}
+
+/// Reads the datapath's call counters every `idle_check_interval` and ends the sessions
+/// idle for `idle` ([`Cause::IdleTimeout`]).
+async fn end_idle_sessions(shared: Arc<Shared>, idle: Duration) {
+    let mut tracker = idle::IdleTracker::new(idle);
+    let mut tick = tokio::time::interval(shared.settings.idle_check_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let calls = match shared.datapath.list_calls().await {
+            Ok(calls) => calls,
+            Err(error) => {
+                tracing::debug!(%error, "no call counters from the datapath this round");
+                continue;
+            }
+        };
+        let counters: Vec<(u16, u64)> = calls
+            .iter()
+            .map(|c| {
+                let packets = c.upstream.packets.saturating_add(c.downstream.packets);
+                (c.local_call_id, packets)
+            })
+            .collect();
+        for call in tracker.observe(std::time::Instant::now(), &counters) {
+            let input = shared.calls().get(&call).map(|c| c.input.clone());
+            if let Some(input) = input {
+                let _ = input.try_send(CallInput::Terminate(Cause::IdleTimeout));
+            }
         }
     }
 }
