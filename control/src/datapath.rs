@@ -33,7 +33,7 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use xpptp_proto::command::{
-    self, CallList, EncodeError, Establish, FailureCode, Frame, Hello, Kind, ListCalls,
+    self, CallInfo, CallList, EncodeError, Establish, FailureCode, Frame, Hello, Kind, ListCalls,
     MAX_LIST_PAGE, Message, PppFromPeer, Remove, ResetRequestNeeded, SendPpp,
 };
 use xpptp_proto::session::Established;
@@ -193,6 +193,28 @@ impl DatapathClient {
                 ..
             }) => Ok(()),
             other => other,
+        }
+    }
+
+    /// Every call the datapath has, with its counters (ListCalls, page by page).
+    pub async fn list_calls(&self) -> Result<Vec<CallInfo>, DatapathError> {
+        let writer = self.inner.writer().ok_or(DatapathError::NotConnected)?;
+        let mut all = Vec::new();
+        let mut start = 0u16;
+        loop {
+            let list = Message::ListCalls(ListCalls {
+                start,
+                max: MAX_LIST_PAGE,
+            });
+            let CallList { calls, next } = match self.inner.request(&writer, list).await? {
+                Message::CallList(list) => list,
+                other => return Err(DatapathError::Unexpected(other.kind())),
+            };
+            all.extend(calls);
+            match next {
+                Some(next) if next > start => start = next,
+                _ => return Ok(all),
+            }
         }
     }
 

@@ -140,15 +140,34 @@ fn a_missing_file_fails() {
 }
 
 #[test]
-fn check_is_required_and_help_says_why() {
-    let out = run(&["--config", "x.toml"]);
-    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+fn help_names_every_flag_and_bad_invocations_fail() {
     let help = text(&run(&["--help"]).stdout);
-    assert!(help.contains("only checks configurations"), "{help}");
+    for flag in [
+        "--config",
+        "--pptpd-conf",
+        "--chap-secrets",
+        "--check",
+        "--datapath-socket",
+        "--log-format",
+        "SIGHUP",
+        "RUST_LOG",
+    ] {
+        assert!(help.contains(flag), "--help mentions {flag}: {help}");
+    }
     let out = run(&["--check", "--config", "a", "--pptpd-conf", "b"]);
     assert_eq!(
         out.status.code(),
         Some(2),
         "--config and --pptpd-conf conflict"
+    );
+    let out = run(&["--log-format", "xml", "--check"]);
+    assert_eq!(out.status.code(), Some(2), "unknown log format");
+    // Without --check the daemon starts only from a configuration that loads.
+    let out = run(&["--config", "/nonexistent/xpptp.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/xpptp.toml"),
+        "{}",
+        text(&out.stderr)
     );
 }

@@ -29,7 +29,9 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::sync::mpsc;
-use xpptp_control::daemon::{Daemon, DaemonHandle, MemoryPool, MemorySecrets, Settings};
+use xpptp_control::config;
+use xpptp_control::daemon::{ChapSecrets, Daemon, DaemonHandle, Settings, SharedPool};
+use xpptp_control::pool::AddressPool;
 use xpptp_proto::command::{self, CallList, Frame, HelloReply, Message, PppFromPeer};
 use xpptp_proto::ppp::auth::Password;
 use xpptp_proto::ppp::link::{ClientConfig, Link, LinkRandom};
@@ -400,7 +402,7 @@ fn start_daemon(
     netns: &str,
     listen: Ipv4Addr,
     socket: &Path,
-    pool: Arc<MemoryPool>,
+    pool: Arc<SharedPool>,
     log: Log,
     pushers: Pushers,
 ) -> (DaemonHandle, std::thread::JoinHandle<()>) {
@@ -411,7 +413,10 @@ fn start_daemon(
         shutdown_timeout: Duration::from_secs(20),
         ..Settings::default()
     };
-    let secrets = Arc::new(MemorySecrets::new().with_user(USER, PASSWORD, None));
+    let secrets_file = socket.with_file_name("chap-secrets");
+    std::fs::write(&secrets_file, format!("{USER} * \"{PASSWORD}\" *\n")).unwrap();
+    let table = config::load_secrets(&secrets_file, &mut Vec::new()).unwrap();
+    let secrets = Arc::new(ChapSecrets::new(&secrets_file, table));
     let netns = netns.to_string();
     let socket = socket.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -440,7 +445,9 @@ fn dial_hang_up_refuse_terminate_and_shut_down() {
     let pair = VethPair::create("ctld", 1);
     let dir = TempDir::new();
     let socket = dir.0.join("datapath.sock");
-    let pool = Arc::new(MemoryPool::new([CLIENT_TUNNEL]));
+    let pool = Arc::new(SharedPool::new(
+        AddressPool::new(&[CLIENT_TUNNEL], &[SERVER_TUNNEL], []).unwrap(),
+    ));
     let log: Log = Arc::default();
     let pushers: Pushers = Arc::default();
     let (handle, daemon) = start_daemon(
@@ -494,7 +501,8 @@ fn dial_hang_up_refuse_terminate_and_shut_down() {
                 theirs.receive, ours.transmit,
                 "server's receive key is our send key"
             );
-            assert_eq!(pool.in_use(), vec![CLIENT_TUNNEL]);
+            assert!(pool.lock().is_leased(CLIENT_TUNNEL));
+            assert_eq!(pool.lock().leased(), 1);
             let sessions = handle.sessions();
             assert_eq!(sessions.len(), 1);
             assert_eq!(sessions[0].local_call_id, theirs.local_call_id);
@@ -508,7 +516,7 @@ fn dial_hang_up_refuse_terminate_and_shut_down() {
             })
             .await;
             eventually("the address is back in the pool", || {
-                pool.in_use().is_empty()
+                pool.lock().leased() == 0
             })
             .await;
             eventually("no session is left", || handle.sessions().is_empty()).await;
@@ -534,7 +542,10 @@ fn dial_hang_up_refuse_terminate_and_shut_down() {
                 handle.sessions().is_empty()
             })
             .await;
-            assert!(pool.in_use().is_empty(), "no address given to the intruder");
+            assert!(
+                pool.lock().leased() == 0,
+                "no address given to the intruder"
+            );
 
             // After the hand-over: a punted LCP Echo-Request is answered through the
             // datapath; an operator terminate ends the session.
@@ -584,7 +595,7 @@ fn dial_hang_up_refuse_terminate_and_shut_down() {
                 removed_calls(&log).contains(&call)
             })
             .await;
-            eventually("the address is back", || pool.in_use().is_empty()).await;
+            eventually("the address is back", || pool.lock().leased() == 0).await;
             drop(third);
 
             // Shutdown: the server terminates LCP, then clears the call and stops the
@@ -630,7 +641,7 @@ fn dial_hang_up_refuse_terminate_and_shut_down() {
                 removed_calls(&log).contains(&call)
             })
             .await;
-            eventually("the address is back", || pool.in_use().is_empty()).await;
+            eventually("the address is back", || pool.lock().leased() == 0).await;
         });
     });
 

@@ -196,6 +196,25 @@ pub struct Limits {
     pub auth_backoff: AuthBackoff,
 }
 
+impl Default for Limits {
+    /// Lenient enough for an office behind one NAT, tight enough to slow a password
+    /// guesser; `max_sessions` is every call ID (loaders lower it to the pool size).
+    fn default() -> Limits {
+        Limits {
+            max_sessions: 65_535,
+            max_starting: 256,
+            connections_per_source_per_minute: 60,
+            start_timeout: Duration::from_secs(10),
+            duplicate_user: DuplicateUser::Allow,
+            auth_backoff: AuthBackoff {
+                after_failures: 3,
+                initial: Duration::from_secs(5),
+                max: Duration::from_secs(300),
+            },
+        }
+    }
+}
+
 /// Keepalives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keepalive {
@@ -303,15 +322,7 @@ impl Config {
             addresses,
             limits: Limits {
                 max_sessions: pool_size,
-                max_starting: 256,
-                connections_per_source_per_minute: 60,
-                start_timeout: Duration::from_secs(10),
-                duplicate_user: DuplicateUser::Allow,
-                auth_backoff: AuthBackoff {
-                    after_failures: 3,
-                    initial: Duration::from_secs(5),
-                    max: Duration::from_secs(300),
-                },
+                ..Limits::default()
             },
             keepalive: Keepalive {
                 pptp_echo_interval: Some(Duration::from_secs(60)),
@@ -418,12 +429,13 @@ impl Config {
         }
     }
 
-    /// The PPTP control connection settings.
+    /// The PPTP control connection settings. Admission is decided when the TCP connection
+    /// is accepted (the daemon's limits), so the machine does not ask again.
     pub fn pptp_config(&self) -> control::Config {
         control::Config {
             start_timeout: self.limits.start_timeout,
             echo_interval: self.keepalive.pptp_echo_interval,
-            ask_admission: true,
+            ask_admission: false,
             ..control::Config::default()
         }
     }

@@ -14,12 +14,15 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use xpptp_proto::ppp::auth::{Lookup, LookupId, SecretAnswer, SecretRequest};
 use xpptp_proto::ppp::link::{Link, LinkRandom};
-use xpptp_proto::pptp::control::{CallEstablished, Connection, Event};
+use xpptp_proto::pptp::control::{CallEstablished, CloseCause, Connection, Event};
 use xpptp_proto::session::{Cause, Established, Session, SessionEvent, SessionParams};
+use xpptp_proto::wire::chap::MsChapErrorCode;
 use xpptp_proto::wire::pptp::{ErrorCode, OutgoingCallResult, StopReason};
 
-use super::{AddressSource, AllocError, CallEntry, CallIdLease, CallInput, SessionInfo, Shared};
+use super::admission::{Online, Refusal, StartingSlot};
+use super::{AddressSource, CallEntry, CallIdLease, CallInput, SessionInfo, Shared};
 use crate::datapath::DatapathError;
+use crate::pool::{AddressRule, PoolError};
 
 /// Inputs (GRE, punted frames, commands) waiting for one call's task.
 const INPUT_QUEUE: usize = 256;
@@ -40,15 +43,15 @@ fn user_text(user: Option<&[u8]>) -> String {
         .unwrap_or_default()
 }
 
-/// An address from the pool, given back on drop.
+/// A client address from the pool, given back on drop.
 struct AddressLease {
-    address: Ipv4Addr,
+    peer: Ipv4Addr,
     pool: Arc<dyn AddressSource>,
 }
 
 impl Drop for AddressLease {
     fn drop(&mut self) {
-        self.pool.release(self.address);
+        self.pool.release(self.peer);
     }
 }
 
@@ -57,13 +60,17 @@ impl Drop for AddressLease {
 struct AuthShared {
     /// Lookups the link asked for: (id, user, our server name).
     pending: Vec<(LookupId, Vec<u8>, Vec<u8>)>,
-    /// The user last looked up (the one being authenticated) and its fixed address.
+    /// The user last looked up (the one being authenticated) and the addresses it may
+    /// have (`None`: unknown user).
     user: Option<Vec<u8>>,
-    fixed: Option<Ipv4Addr>,
+    rule: Option<AddressRule>,
     /// The client's address, once assigned.
     address: Option<AddressLease>,
     /// Why no address could be assigned.
-    alloc_error: Option<AllocError>,
+    alloc_error: Option<PoolError>,
+    /// The admission limits refused the user before its password was checked: the
+    /// failure is not the user's, it does not extend a back-off.
+    refused: bool,
 }
 
 fn lock(shared: &Mutex<AuthShared>) -> MutexGuard<'_, AuthShared> {
@@ -81,6 +88,8 @@ struct Call {
     pushed: bool,
     /// [`Settings::session_timeout`](super::Settings::session_timeout)'s deadline.
     session_deadline: Option<Instant>,
+    /// The user, once authenticated and admitted (one-session-per-user bookkeeping).
+    online: Option<Vec<u8>>,
 }
 
 impl Call {
@@ -112,6 +121,8 @@ struct Task {
     call: Option<Call>,
     input: mpsc::Sender<CallInput>,
     shutting_down: bool,
+    /// Counts against `max_starting` until the session is established.
+    starting: StartingSlot,
 }
 
 /// Serves one control connection until it and its call are over.
@@ -119,6 +130,7 @@ pub(super) async fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddrV4,
+    starting: StartingSlot,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -136,6 +148,7 @@ pub(super) async fn serve(
         call: None,
         input,
         shutting_down: false,
+        starting,
     };
     tracing::debug!(peer = %peer, "control connection opened");
     let mut buffer = vec![0u8; 16 * 1024];
@@ -312,6 +325,13 @@ impl Task {
                 }
             }
             Event::Closed(cause) => {
+                if cause == CloseCause::StartTimeout {
+                    self.shared
+                        .admission
+                        .refusals()
+                        .count(Refusal::StartTimeout);
+                    tracing::warn!(peer = %peer, reason = %Refusal::StartTimeout, "connection refused");
+                }
                 tracing::debug!(peer = %peer, %cause, "control connection closed");
                 if let Some(call) = self.call.as_mut() {
                     call.session
@@ -329,8 +349,9 @@ impl Task {
         }
     }
 
-    fn refuse(&mut self, peer_call_id: u16, why: &str) {
-        tracing::warn!(peer = %self.peer.ip(), peer_call_id, reason = why, "call refused");
+    fn refuse(&mut self, peer_call_id: u16, reason: Refusal) {
+        self.shared.admission.refusals().count(reason);
+        tracing::warn!(peer = %self.peer.ip(), peer_call_id, %reason, "call refused");
         let _ = self.conn.refuse_call(
             Self::now(),
             peer_call_id,
@@ -341,16 +362,17 @@ impl Task {
 
     fn on_call_requested(&mut self, peer_call_id: u16, recv_window: u16) {
         if self.shutting_down {
-            return self.refuse(peer_call_id, "shutting down");
+            return self.refuse(peer_call_id, Refusal::ShuttingDown);
         }
-        if self.shared.calls().len() >= self.shared.settings.max_sessions {
-            return self.refuse(peer_call_id, "session limit reached (max_sessions)");
+        let max = usize::try_from(self.shared.settings.limits.max_sessions).unwrap_or(usize::MAX);
+        if self.shared.calls().len() >= max {
+            return self.refuse(peer_call_id, Refusal::MaxSessions);
         }
         let Some(start) = random::<2>() else {
-            return self.refuse(peer_call_id, "no randomness from the OS");
+            return self.refuse(peer_call_id, Refusal::NoCallId);
         };
         let Some(lease) = self.shared.call_ids.allocate(u16::from_be_bytes(start)) else {
-            return self.refuse(peer_call_id, "no free call ID");
+            return self.refuse(peer_call_id, Refusal::NoCallId);
         };
         let id = lease.id();
         if self
@@ -387,16 +409,18 @@ impl Task {
         };
         let assigner_state = Arc::clone(&auth);
         let pool = Arc::clone(&self.shared.pool);
-        let assigner = move |requested: Option<Ipv4Addr>| {
+        // The client's requested address is not honoured: the pool hands out round robin
+        // and fixed addresses come from chap-secrets (see pool.rs).
+        let assigner = move |_requested: Option<Ipv4Addr>| {
             let mut state = lock(&assigner_state);
-            let user = state.user.clone().unwrap_or_default();
-            match pool.allocate(&user, state.fixed, requested) {
-                Ok(address) => {
+            let rule = state.rule.clone().unwrap_or(AddressRule::Refused);
+            match pool.allocate(&rule) {
+                Ok(lease) => {
                     state.address = Some(AddressLease {
-                        address,
+                        peer: lease.peer,
                         pool: Arc::clone(&pool),
                     });
-                    Some(address)
+                    Some(lease.peer)
                 }
                 Err(error) => {
                     state.alloc_error = Some(error);
@@ -444,6 +468,7 @@ impl Task {
                 .settings
                 .session_timeout
                 .and_then(|t| Instant::now().checked_add(t)),
+            online: None,
         });
     }
 
@@ -458,14 +483,30 @@ impl Task {
         let pending = std::mem::take(&mut lock(&call.auth).pending);
         for (id, user, server) in pending {
             moved = true;
+            let admitted = self.shared.admission.check_user(&user, now);
             let entry = self.shared.secrets.lookup(&user, &server);
             let answer = {
                 let mut state = lock(&call.auth);
-                state.fixed = entry.as_ref().and_then(|e| e.address);
+                state.rule = entry.as_ref().map(|e| e.addresses.clone());
                 state.user = Some(user);
-                match entry {
-                    Some(entry) => SecretAnswer::Secret(entry.secret),
-                    None => SecretAnswer::UnknownUser,
+                match (admitted, entry) {
+                    (Err(reason), _) => {
+                        state.refused = true;
+                        tracing::warn!(
+                            user = %user_text(state.user.as_deref()),
+                            local_call_id = call.lease.id(),
+                            peer = %self.peer.ip(),
+                            %reason,
+                            "authentication refused"
+                        );
+                        // A guesser in back-off sees what a wrong password gets.
+                        SecretAnswer::Rejected(match reason {
+                            Refusal::DuplicateUser => MsChapErrorCode::NoDialinPermission,
+                            _ => MsChapErrorCode::AuthenticationFailure,
+                        })
+                    }
+                    (Ok(()), Some(entry)) => SecretAnswer::Secret(entry.secret),
+                    (Ok(()), None) => SecretAnswer::UnknownUser,
                 }
             };
             call.session.provide_secret(now, id, answer);
@@ -491,13 +532,16 @@ impl Task {
         for event in events {
             moved = true;
             match event {
-                SessionEvent::Authenticated { user } => tracing::info!(
-                    user = %user_text(Some(&user)),
-                    local_call_id = id,
-                    peer_call_id = self.call.as_ref().map_or(0, |c| c.peer_call_id),
-                    peer = %peer,
-                    "authenticated"
-                ),
+                SessionEvent::Authenticated { user } => {
+                    tracing::info!(
+                        user = %user_text(Some(&user)),
+                        local_call_id = id,
+                        peer_call_id = self.call.as_ref().map_or(0, |c| c.peer_call_id),
+                        peer = %peer,
+                        "authenticated"
+                    );
+                    self.admit_user(user);
+                }
                 SessionEvent::Established(established) => self.on_established(*established).await,
                 SessionEvent::ResetRequested => tracing::debug!(
                     local_call_id = id,
@@ -507,6 +551,44 @@ impl Task {
             }
         }
         moved
+    }
+
+    /// The duplicate-user policy, once the password is verified.
+    fn admit_user(&mut self, user: Vec<u8>) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        let id = call.id();
+        let peer = *self.peer.ip();
+        match self.shared.admission.authenticated(&user, peer, id) {
+            Online::Admitted => call.online = Some(user),
+            Online::Replace(others) => {
+                for other in others {
+                    tracing::info!(
+                        user = %user_text(Some(&user)),
+                        local_call_id = other,
+                        replaced_by = id,
+                        "session replaced by a new session of the same user"
+                    );
+                    let input = self.shared.calls().get(&other).map(|c| c.input.clone());
+                    if let Some(input) = input {
+                        let _ = input.try_send(CallInput::Terminate(Cause::OperatorTerminate));
+                    }
+                }
+                call.online = Some(user);
+            }
+            Online::Denied => {
+                tracing::warn!(
+                    user = %user_text(Some(&user)),
+                    local_call_id = id,
+                    peer = %peer,
+                    reason = %Refusal::DuplicateUser,
+                    "session refused"
+                );
+                lock(&call.auth).refused = true;
+                call.session.close(Self::now(), Cause::OperatorTerminate);
+            }
+        }
     }
 
     async fn on_established(&mut self, mut established: Established) {
@@ -526,6 +608,7 @@ impl Task {
             .unwrap_or_else(|| "none".into());
         let repush = call.pushed;
         call.pushed = true;
+        self.starting.release();
         match self.shared.datapath.establish(established).await {
             Ok(()) => tracing::info!(
                 %user,
@@ -568,15 +651,26 @@ impl Task {
         };
         let id = call.id();
         let now = Self::now();
-        let (address, alloc_error) = {
+        let (address, alloc_error, refused, user) = {
             let state = lock(&call.auth);
             (
-                state.address.as_ref().map(|a| a.address),
+                state.address.as_ref().map(|a| a.peer),
                 state.alloc_error.clone(),
+                state.refused,
+                state.user.clone(),
             )
         };
         if let Some(error) = alloc_error {
-            tracing::warn!(user = %call.user(), local_call_id = id, %error, "no address for the client");
+            self.shared.admission.refusals().count(Refusal::NoAddress);
+            tracing::warn!(user = %call.user(), local_call_id = id, reason = %Refusal::NoAddress, %error, "no address for the client");
+        }
+        if let (Cause::AuthFailed(_), false, Some(user)) = (&cause, refused, &user) {
+            self.shared
+                .admission
+                .auth_failed(user, *self.peer.ip(), std::time::Instant::now());
+        }
+        if let Some(user) = &call.online {
+            self.shared.admission.session_ended(user, id);
         }
         tracing::info!(
             user = %call.user(),

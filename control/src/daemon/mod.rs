@@ -25,9 +25,11 @@
 //! Terminate, CDN, StopCCRQ), waits for them at most [`Settings::shutdown_timeout`], then
 //! removes from the datapath whatever is left and exits.
 
+mod admission;
 mod call_ids;
 mod connection;
 mod gre;
+mod idle;
 mod sources;
 
 use std::collections::HashMap;
@@ -49,15 +51,21 @@ use xpptp_proto::ppp::link::ServerConfig;
 use xpptp_proto::pptp::control;
 use xpptp_proto::session::Cause;
 
+use admission::Admission;
+pub use admission::{Refusal, RefusalCounts};
 pub use call_ids::{CallIdLease, CallIds};
 pub use gre::GreCounters;
 use gre::GreSocket;
-pub use sources::{AddressSource, AllocError, MemoryPool, MemorySecrets, SecretSource, UserSecret};
+pub use sources::{
+    AddressSource, ChapSecrets, ReloadSummary, SecretSource, SharedPool, UserSecret,
+};
 
+use crate::config::{Config, Limits};
 use crate::datapath::{DatapathClient, DatapathEvent};
 
-/// Where the datapath's command socket is by default.
-pub const DEFAULT_DATAPATH_SOCKET: &str = "/run/xpptp/datapath.sock";
+pub use crate::config::DEFAULT_DATAPATH_SOCKET;
+/// How often the datapath's call counters are read for the idle timeout, at most.
+pub const DEFAULT_IDLE_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Everything the daemon needs from the configuration, in proto's types.
 #[derive(Debug, Clone)]
@@ -86,9 +94,15 @@ pub struct Settings {
     pub ncp_fsm: FsmConfig,
     /// End a session after this long (pppd `maxconnect`); `None`: no limit.
     pub session_timeout: Option<Duration>,
-    /// Sessions (calls) at most, being set up or established; a further call is refused
-    /// with OCRP General-Error/No-Resource.
-    pub max_sessions: usize,
+    /// End a session whose datapath packet counters have not moved for this long (pppd
+    /// `idle`); `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// How often the datapath's per-call counters are read for the idle timeout.
+    pub idle_check_interval: Duration,
+    /// Admission and abuse limits (sessions, sessions being set up, connection rate per
+    /// source, one session per user, authentication back-off). The start timeout is
+    /// `control.start_timeout`.
+    pub limits: Limits,
     /// The datapath's command socket.
     pub datapath_socket: PathBuf,
     /// On shutdown, wait at most this long for sessions to close cleanly.
@@ -110,7 +124,9 @@ impl Default for Settings {
             mppe: link.mppe,
             ncp_fsm: link.ncp_fsm,
             session_timeout: None,
-            max_sessions: 65_535,
+            idle_timeout: None,
+            idle_check_interval: DEFAULT_IDLE_CHECK_INTERVAL,
+            limits: Limits::default(),
             datapath_socket: PathBuf::from(DEFAULT_DATAPATH_SOCKET),
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -118,6 +134,45 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The daemon's settings from the configuration.
+    pub fn from_config(config: &Config) -> Result<Settings, DaemonError> {
+        let SocketAddr::V4(listen) = config.listen else {
+            return Err(DaemonError::Ipv6Listen(config.listen));
+        };
+        let local = config.addresses.local.first().copied();
+        if config.addresses.local.len() > 1 {
+            tracing::warn!(
+                locals = config.addresses.local.len(),
+                "a list of local addresses is not paired with the pool yet: every session \
+                 uses the first one ({})",
+                local.map(|l| l.to_string()).unwrap_or_default()
+            );
+        }
+        let link = config.link_config(local.unwrap_or(Ipv4Addr::UNSPECIFIED));
+        Ok(Settings {
+            listen,
+            local_tunnel_address: local,
+            control: config.pptp_config(),
+            lcp: link.lcp,
+            auth: link.auth,
+            authenticator: link.authenticator,
+            name_servers: link.ipcp.name_servers,
+            mppe: link.mppe,
+            ncp_fsm: link.ncp_fsm,
+            session_timeout: config.timeouts.session,
+            idle_timeout: config.timeouts.idle,
+            idle_check_interval: config
+                .timeouts
+                .idle
+                .map_or(DEFAULT_IDLE_CHECK_INTERVAL, |idle| {
+                    (idle / 2).clamp(Duration::from_secs(1), DEFAULT_IDLE_CHECK_INTERVAL)
+                }),
+            limits: config.limits,
+            datapath_socket: config.datapath_socket.clone(),
+            shutdown_timeout: Settings::default().shutdown_timeout,
+        })
+    }
+
     /// The PPP link settings of one session.
     pub fn link_config(&self) -> ServerConfig {
         ServerConfig {
@@ -156,6 +211,12 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// The configuration asks for an IPv6 listener.
+    #[error(
+        "cannot listen on {0}: PPTP here is IPv4 only; give an IPv4 address (listen in \
+         pptpd.conf or xpptp.toml)"
+    )]
+    Ipv6Listen(SocketAddr),
     /// The raw GRE socket could not be opened.
     #[error("{0}")]
     GreSocket(#[source] std::io::Error),
@@ -204,6 +265,7 @@ struct Shared {
     secrets: Arc<dyn SecretSource>,
     pool: Arc<dyn AddressSource>,
     call_ids: Arc<CallIds>,
+    admission: Arc<Admission>,
     gre: Arc<GreSocket>,
     datapath: DatapathClient,
     calls: Mutex<HashMap<u16, CallEntry>>,
@@ -270,6 +332,11 @@ impl DaemonHandle {
         &self.shared.datapath
     }
 
+    /// Refusals so far, by reason.
+    pub fn refusals(&self) -> RefusalCounts {
+        self.shared.admission.refusals().snapshot()
+    }
+
     /// The GRE receive counters.
     pub fn gre_counters(&self) -> &GreCounters {
         self.shared.gre.counters()
@@ -300,11 +367,13 @@ impl Daemon {
             })?;
         let gre = GreSocket::open(*settings.listen.ip()).map_err(DaemonError::GreSocket)?;
         let (datapath, events) = DatapathClient::start(&settings.datapath_socket);
+        let admission = Admission::new(settings.limits);
         let shared = Arc::new(Shared {
             settings,
             secrets,
             pool,
             call_ids: CallIds::new(),
+            admission,
             gre,
             datapath,
             calls: Mutex::new(HashMap::new()),
@@ -340,6 +409,9 @@ impl Daemon {
         let shared = Arc::clone(&handle.shared);
         let mut background = JoinSet::new();
         background.spawn(dispatch_datapath_events(Arc::clone(&shared), events));
+        if let Some(idle) = shared.settings.idle_timeout {
+            background.spawn(end_idle_sessions(Arc::clone(&shared), idle));
+        }
         let mut gre_task = tokio::spawn(Arc::clone(&shared.gre).receive_loop());
         let mut sessions = JoinSet::new();
         let mut shutdown = handle.shutdown.subscribe();
@@ -356,12 +428,27 @@ impl Daemon {
                 }),
                 accepted = listener.accept() => match accepted {
                     Ok((stream, SocketAddr::V4(peer))) => {
-                        sessions.spawn(connection::serve(
-                            Arc::clone(&shared),
-                            stream,
-                            peer,
-                            handle.shutdown.subscribe(),
-                        ));
+                        match shared.admission.admit_connection(*peer.ip(), std::time::Instant::now()) {
+                            Ok(starting) => {
+                                sessions.spawn(connection::serve(
+                                    Arc::clone(&shared),
+                                    stream,
+                                    peer,
+                                    starting,
+                                    handle.shutdown.subscribe(),
+                                ));
+                            }
+                            Err(refused) => {
+                                if refused.log {
+                                    tracing::warn!(
+                                        peer = %peer.ip(),
+                                        reason = %refused.reason,
+                                        "connection refused"
+                                    );
+                                }
+                                drop(stream);
+                            }
+                        }
                     }
                     Ok((_, peer)) => tracing::debug!(%peer, "IPv6 peer ignored: PPTP here is IPv4 only"),
                     Err(error) => {
@@ -425,11 +512,43 @@ async fn dispatch_datapath_events(shared: Arc<Shared>, mut events: mpsc::Receive
     }
 }
 
-/// Runs the daemon until SIGTERM or SIGINT, on a runtime of its own.
+/// Reads the datapath's call counters every `idle_check_interval` and ends the sessions
+/// idle for `idle` ([`Cause::IdleTimeout`]).
+async fn end_idle_sessions(shared: Arc<Shared>, idle: Duration) {
+    let mut tracker = idle::IdleTracker::new(idle);
+    let mut tick = tokio::time::interval(shared.settings.idle_check_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let calls = match shared.datapath.list_calls().await {
+            Ok(calls) => calls,
+            Err(error) => {
+                tracing::debug!(%error, "no call counters from the datapath this round");
+                continue;
+            }
+        };
+        let counters: Vec<(u16, u64)> = calls
+            .iter()
+            .map(|c| {
+                let packets = c.upstream.packets.saturating_add(c.downstream.packets);
+                (c.local_call_id, packets)
+            })
+            .collect();
+        for call in tracker.observe(std::time::Instant::now(), &counters) {
+            let input = shared.calls().get(&call).map(|c| c.input.clone());
+            if let Some(input) = input {
+                let _ = input.try_send(CallInput::Terminate(Cause::IdleTimeout));
+            }
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, on a runtime of its own. SIGHUP reloads
+/// chap-secrets ([`reload_secrets`]).
 pub fn run(
     settings: Settings,
-    secrets: Arc<dyn SecretSource>,
-    pool: Arc<dyn AddressSource>,
+    secrets: Arc<ChapSecrets>,
+    pool: Arc<SharedPool>,
 ) -> Result<(), DaemonError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -439,14 +558,45 @@ pub fn run(
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Runtime)?;
         let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
-        let daemon = Daemon::bind(settings, secrets, pool).await?;
+        let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Runtime)?;
+        let source: Arc<dyn SecretSource> = Arc::clone(&secrets) as Arc<dyn SecretSource>;
+        let addresses: Arc<dyn AddressSource> = Arc::clone(&pool) as Arc<dyn AddressSource>;
+        let daemon = Daemon::bind(settings, source, addresses).await?;
         daemon
             .run_until(async {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = int.recv() => tracing::info!("SIGINT received"),
+                loop {
+                    tokio::select! {
+                        _ = term.recv() => break tracing::info!("SIGTERM received"),
+                        _ = int.recv() => break tracing::info!("SIGINT received"),
+                        _ = hup.recv() => reload_secrets(&secrets, &pool),
+                    }
                 }
             })
             .await
     })
+}
+
+/// Reads chap-secrets again (SIGHUP) and logs what changed, in counts; sessions keep
+/// running. A file that does not load leaves the old table in place.
+pub fn reload_secrets(secrets: &ChapSecrets, pool: &SharedPool) {
+    let mut warnings = Vec::new();
+    match secrets.reload(pool, &mut warnings) {
+        Ok(summary) => tracing::info!(
+            file = %secrets.path().display(),
+            entries = summary.entries,
+            entries_before = summary.entries_before,
+            users_added = summary.users_added,
+            users_removed = summary.users_removed,
+            users_changed = summary.users_changed,
+            fixed_addresses = summary.fixed_addresses,
+            "chap-secrets reloaded"
+        ),
+        Err(error) => tracing::error!(
+            %error,
+            "chap-secrets not reloaded; the previous table stays in use"
+        ),
+    }
+    for warning in warnings {
+        tracing::warn!(%warning, "chap-secrets");
+    }
 }

@@ -1,29 +1,34 @@
 //! What the daemon asks the configuration for: users' secrets ([`SecretSource`]) and client
-//! tunnel addresses ([`AddressSource`]). The configuration side (chap-secrets, the pools)
-//! implements both; [`MemorySecrets`] and [`MemoryPool`] are small in-memory versions for
-//! tests and embedding.
+//! tunnel addresses ([`AddressSource`]), and their implementations over the configuration's
+//! own types: [`ChapSecrets`] (the chap-secrets [`Secrets`] table, swapped whole on SIGHUP)
+//! and [`SharedPool`] (the [`AddressPool`] behind a mutex).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use xpptp_proto::ppp::auth::{Password, StoredSecret};
+use arc_swap::ArcSwap;
+use xpptp_proto::ppp::auth::StoredSecret;
+
+use crate::config::{self, ConfigError, Secrets, Warning};
+use crate::pool::{AddressPool, AddressRule, Lease, PoolError};
 
 /// One user's entry, as a secret store holds it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserSecret {
     /// The secret the authenticator checks the peer's response against.
     pub secret: StoredSecret,
-    /// A fixed tunnel address for this user (chap-secrets' fourth column), if any.
-    pub address: Option<Ipv4Addr>,
+    /// The addresses the user may be given (chap-secrets' fourth column).
+    pub addresses: AddressRule,
 }
 
 impl fmt::Debug for UserSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the secret, not even a hash.
         f.debug_struct("UserSecret")
-            .field("address", &self.address)
+            .field("addresses", &self.addresses)
             .finish_non_exhaustive()
     }
 }
@@ -36,185 +41,249 @@ pub trait SecretSource: Send + Sync + 'static {
     fn lookup(&self, user: &[u8], server: &[u8]) -> Option<UserSecret>;
 }
 
-/// Why no address could be given.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AllocError {
-    /// Every address of the pool is in use.
-    #[error("address pool exhausted; enlarge the pool (remoteip) or lower the session limit")]
-    Exhausted,
-    /// The user's fixed address is held by another session.
-    #[error("fixed address {0} is in use by another session")]
-    InUse(Ipv4Addr),
-    /// The user's fixed address is not one this server may hand out.
-    #[error("fixed address {0} is not allowed; add it to the pool or fix chap-secrets")]
-    NotAllowed(Ipv4Addr),
-}
-
-/// Where client tunnel addresses come from (the pools). An address given out is not given
+/// Where client tunnel addresses come from (the pool). An address given out is not given
 /// again until [`release`](Self::release)d.
 pub trait AddressSource: Send + Sync + 'static {
-    /// An address for `user`: `fixed` when the user has one (from its [`UserSecret`]),
-    /// else one from the pool. `requested` is what the client asked for in IPCP (`None`
-    /// for 0.0.0.0); a source may honour it.
-    fn allocate(
-        &self,
-        user: &[u8],
-        fixed: Option<Ipv4Addr>,
-        requested: Option<Ipv4Addr>,
-    ) -> Result<Ipv4Addr, AllocError>;
+    /// An address for a user whose entry says `rule`, with our end of the tunnel.
+    fn allocate(&self, rule: &AddressRule) -> Result<Lease, PoolError>;
 
-    /// Gives `address` back.
-    fn release(&self, address: Ipv4Addr);
+    /// Gives the client address `peer` back.
+    fn release(&self, peer: Ipv4Addr);
 }
 
-/// A fixed table of users with clear-text passwords.
-#[derive(Default)]
-pub struct MemorySecrets {
-    users: HashMap<Vec<u8>, UserSecret>,
+/// The chap-secrets table, read by every session and replaced whole by a reload: a lookup
+/// sees the old table or the new one, never a mix, and sessions keep running either way.
+pub struct ChapSecrets {
+    path: PathBuf,
+    table: ArcSwap<Secrets>,
 }
 
-impl fmt::Debug for MemorySecrets {
+impl fmt::Debug for ChapSecrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemorySecrets")
-            .field("users", &self.users.len())
+        f.debug_struct("ChapSecrets")
+            .field("path", &self.path)
+            .field("entries", &self.table.load().len())
             .finish()
     }
 }
 
-impl MemorySecrets {
-    /// No users.
-    pub fn new() -> MemorySecrets {
-        MemorySecrets::default()
-    }
-
-    /// Adds (or replaces) `user` with `password` and an optional fixed address.
-    pub fn with_user(mut self, user: &str, password: &str, address: Option<Ipv4Addr>) -> Self {
-        self.users.insert(
-            user.as_bytes().to_vec(),
-            UserSecret {
-                secret: StoredSecret::Password(Password::new(password)),
-                address,
-            },
-        );
-        self
-    }
+/// What a reload changed, for the log (counts only: never a name's secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Entries before.
+    pub entries_before: usize,
+    /// Entries now.
+    pub entries: usize,
+    /// Client names (`*` counts as one) that had no entry before.
+    pub users_added: usize,
+    /// Client names that have no entry any more.
+    pub users_removed: usize,
+    /// Client names whose entries (server, secret or addresses) changed.
+    pub users_changed: usize,
+    /// Fixed addresses reserved now.
+    pub fixed_addresses: usize,
 }
 
-impl SecretSource for MemorySecrets {
-    /// Any server name matches (chap-secrets' `*`).
-    fn lookup(&self, user: &[u8], _server: &[u8]) -> Option<UserSecret> {
-        self.users.get(user).cloned()
-    }
-}
-
-/// A set of free addresses; fixed addresses are allowed when they belong to the set.
-#[derive(Debug)]
-pub struct MemoryPool {
-    state: Mutex<PoolState>,
-}
-
-#[derive(Debug)]
-struct PoolState {
-    free: BTreeSet<Ipv4Addr>,
-    used: BTreeSet<Ipv4Addr>,
-}
-
-impl MemoryPool {
-    /// A pool of `addresses`.
-    pub fn new(addresses: impl IntoIterator<Item = Ipv4Addr>) -> MemoryPool {
-        MemoryPool {
-            state: Mutex::new(PoolState {
-                free: addresses.into_iter().collect(),
-                used: BTreeSet::new(),
-            }),
+impl ChapSecrets {
+    /// The table `secrets`, read from `path` (which [`reload`](Self::reload) reads again).
+    pub fn new(path: &Path, secrets: Secrets) -> ChapSecrets {
+        ChapSecrets {
+            path: path.to_path_buf(),
+            table: ArcSwap::from_pointee(secrets),
         }
     }
 
-    /// Addresses given out now.
-    pub fn in_use(&self) -> Vec<Ipv4Addr> {
-        self.lock().used.iter().copied().collect()
+    /// The file the table comes from.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
-        // A panic while holding the lock leaves consistent sets (every update is one
-        // insert/remove pair), so a poisoned lock is still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The table now.
+    pub fn table(&self) -> Arc<Secrets> {
+        self.table.load_full()
     }
-}
 
-impl AddressSource for MemoryPool {
-    fn allocate(
+    /// Reads the file again; on success swaps the table and the pool's reserved (fixed)
+    /// addresses. On error the old table stays. Sessions are not touched either way.
+    pub fn reload(
         &self,
-        _user: &[u8],
-        fixed: Option<Ipv4Addr>,
-        requested: Option<Ipv4Addr>,
-    ) -> Result<Ipv4Addr, AllocError> {
-        let mut state = self.lock();
-        let address = match fixed {
-            Some(fixed) if state.used.contains(&fixed) => return Err(AllocError::InUse(fixed)),
-            Some(fixed) if !state.free.contains(&fixed) => {
-                return Err(AllocError::NotAllowed(fixed));
-            }
-            Some(fixed) => fixed,
-            None => match requested.filter(|r| state.free.contains(r)) {
-                Some(requested) => requested,
-                None => *state.free.first().ok_or(AllocError::Exhausted)?,
-            },
+        pool: &SharedPool,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<ReloadSummary, ConfigError> {
+        let new = config::load_secrets(&self.path, warnings)?;
+        let old = self.table.load_full();
+        let (old_users, new_users) = (by_client(&old), by_client(&new));
+        let fixed = new.fixed_addresses();
+        let summary = ReloadSummary {
+            entries_before: old.len(),
+            entries: new.len(),
+            users_added: new_users
+                .keys()
+                .filter(|u| !old_users.contains_key(*u))
+                .count(),
+            users_removed: old_users
+                .keys()
+                .filter(|u| !new_users.contains_key(*u))
+                .count(),
+            users_changed: new_users
+                .iter()
+                .filter(|(u, e)| old_users.get(*u).is_some_and(|old| old != *e))
+                .count(),
+            fixed_addresses: fixed.len(),
         };
-        state.free.remove(&address);
-        state.used.insert(address);
-        Ok(address)
+        // The pool first: a user added with a fixed address finds it reserved as soon as
+        // the new table lets them in.
+        pool.lock().set_reserved(fixed);
+        self.table.store(Arc::new(new));
+        Ok(summary)
+    }
+}
+
+/// A client's entries as (server, secret, addresses), in file order.
+type UserEntries<'a> = Vec<(&'a Option<Vec<u8>>, &'a StoredSecret, &'a AddressRule)>;
+
+/// The entries of `secrets` by client name.
+fn by_client(secrets: &Secrets) -> HashMap<&Option<Vec<u8>>, UserEntries<'_>> {
+    let mut users: HashMap<_, UserEntries<'_>> = HashMap::new();
+    for e in secrets.entries() {
+        users
+            .entry(&e.client)
+            .or_default()
+            .push((&e.server, &e.secret, &e.addresses));
+    }
+    users
+}
+
+impl SecretSource for ChapSecrets {
+    fn lookup(&self, user: &[u8], server: &[u8]) -> Option<UserSecret> {
+        self.table
+            .load()
+            .lookup(user, server)
+            .map(|entry| UserSecret {
+                secret: entry.secret.clone(),
+                addresses: entry.addresses.clone(),
+            })
+    }
+}
+
+/// The address pool shared by every session's task.
+#[derive(Debug)]
+pub struct SharedPool {
+    pool: Mutex<AddressPool>,
+}
+
+impl SharedPool {
+    /// Shares `pool`.
+    pub fn new(pool: AddressPool) -> SharedPool {
+        SharedPool {
+            pool: Mutex::new(pool),
+        }
     }
 
-    fn release(&self, address: Ipv4Addr) {
-        let mut state = self.lock();
-        if state.used.remove(&address) {
-            state.free.insert(address);
-        }
+    /// The pool, for inspection and for reloads.
+    pub fn lock(&self) -> MutexGuard<'_, AddressPool> {
+        // Every pool operation leaves it consistent before it can panic (no panicking
+        // code runs between a slot's state change and its queue update).
+        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl AddressSource for SharedPool {
+    fn allocate(&self, rule: &AddressRule) -> Result<Lease, PoolError> {
+        self.lock().allocate(rule)
+    }
+
+    fn release(&self, peer: Ipv4Addr) {
+        self.lock().release(peer);
     }
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
+    use xpptp_proto::ppp::auth::Password;
 
-    #[test]
-    fn pool_gives_each_address_once_and_takes_it_back() {
-        let a = Ipv4Addr::new(10, 0, 0, 1);
-        let b = Ipv4Addr::new(10, 0, 0, 2);
-        let pool = MemoryPool::new([a, b]);
-        assert_eq!(pool.allocate(b"u", None, Some(b)), Ok(b));
-        assert_eq!(pool.allocate(b"u", None, None), Ok(a));
-        assert_eq!(pool.allocate(b"u", None, None), Err(AllocError::Exhausted));
-        assert_eq!(
-            pool.allocate(b"u", Some(a), None),
-            Err(AllocError::InUse(a))
-        );
-        pool.release(a);
-        assert_eq!(pool.in_use(), vec![b]);
-        assert_eq!(pool.allocate(b"u", Some(a), None), Ok(a));
-        let other = Ipv4Addr::new(10, 9, 9, 9);
-        assert_eq!(
-            pool.allocate(b"u", Some(other), None),
-            Err(AllocError::NotAllowed(other))
-        );
+    fn a(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 0, 0, last)
+    }
+
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, text: &str) -> TempFile {
+            let path =
+                std::env::temp_dir().join(format!("xpptp-sources-{name}-{}", std::process::id()));
+            std::fs::write(&path, text).unwrap();
+            TempFile(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 
     #[test]
-    fn secrets_know_their_users_and_hide_passwords() {
-        let secrets = MemorySecrets::new().with_user("alice", "pw-alice", None);
-        let entry = secrets.lookup(b"alice", b"pptpd").map(|e| e.secret);
+    fn lookups_give_the_secret_and_the_address_rule() {
+        let file = TempFile::new("lookup", "alice * pw-alice 10.0.0.2\nbob pptpd pw-bob *\n");
+        let table = config::load_secrets(&file.0, &mut Vec::new()).unwrap();
+        let secrets = ChapSecrets::new(&file.0, table);
+        let alice = secrets.lookup(b"alice", b"pptpd").unwrap();
         assert_eq!(
-            entry,
-            Some(StoredSecret::Password(Password::new("pw-alice")))
+            alice.secret,
+            StoredSecret::Password(Password::new("pw-alice"))
         );
-        assert!(secrets.lookup(b"bob", b"pptpd").is_none());
-        let shown = format!(
-            "{:?}",
-            secrets.lookup(b"alice", b"pptpd").map(|e| e.address)
+        assert_eq!(alice.addresses, AddressRule::Fixed(vec![a(2)]));
+        assert_eq!(
+            secrets.lookup(b"bob", b"pptpd").unwrap().addresses,
+            AddressRule::Pool
         );
-        assert!(!shown.contains("pw-alice"));
+        assert!(secrets.lookup(b"bob", b"other").is_none());
+        assert!(!format!("{alice:?}").contains("pw-alice"));
+    }
+
+    #[test]
+    fn reload_swaps_the_table_and_the_reservations_or_keeps_both() {
+        let file = TempFile::new("reload", "alice * pw 10.0.0.2\n");
+        let table = config::load_secrets(&file.0, &mut Vec::new()).unwrap();
+        let pool = SharedPool::new(AddressPool::new(&[a(1), a(2)], &[a(254)], [a(2)]).unwrap());
+        let secrets = ChapSecrets::new(&file.0, table);
+        let first = pool.allocate(&AddressRule::Pool).unwrap();
+        assert_eq!(first.peer, a(1));
+        assert!(
+            pool.allocate(&AddressRule::Pool).is_err(),
+            "a(2) is alice's"
+        );
+
+        std::fs::write(&file.0, "alice * pw *\ncarol * pw2 *\n").unwrap();
+        let summary = secrets.reload(&pool, &mut Vec::new()).unwrap();
+        assert_eq!(
+            summary,
+            ReloadSummary {
+                entries_before: 1,
+                entries: 2,
+                users_added: 1,
+                users_removed: 0,
+                users_changed: 1,
+                fixed_addresses: 0
+            }
+        );
+        assert!(secrets.lookup(b"carol", b"pptpd").is_some());
+        assert!(pool.lock().is_leased(a(1)), "the lease survives the reload");
+        assert_eq!(pool.allocate(&AddressRule::Pool).unwrap().peer, a(2));
+
+        std::fs::write(&file.0, "alice * pw *\nbroken\n").unwrap();
+        let error = secrets.reload(&pool, &mut Vec::new()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("{}:2", file.0.display())),
+            "{error}"
+        );
+        assert!(
+            secrets.lookup(b"carol", b"pptpd").is_some(),
+            "old table kept"
+        );
     }
 }
