@@ -24,7 +24,7 @@ use core::net::Ipv4Addr;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use xpptp_proto::ppp::auth::{Lookup, Password, SecretAnswer, SecretRequest, StoredSecret};
+use xpptp_proto::ppp::auth::{Password, StoredSecret};
 
 use super::words::{self, Word};
 use super::{ConfigError, Location, Problem, Warning, read};
@@ -108,15 +108,6 @@ impl Secrets {
             }
         }
         best
-    }
-
-    /// The answer the authenticator needs (an unknown user looks like a wrong password to
-    /// the peer).
-    pub fn answer(&self, request: &SecretRequest<'_>) -> Lookup {
-        Lookup::Ready(match self.lookup(request.user, request.server_name) {
-            Some(entry) => SecretAnswer::Secret(entry.secret.clone()),
-            None => SecretAnswer::UnknownUser,
-        })
     }
 
     /// Every address some entry lists as fixed: the pool keeps them for their owners.
