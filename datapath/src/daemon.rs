@@ -17,7 +17,7 @@
 //! before the call leaves the table; each establish, replace and remove is all or nothing
 //! (a failed step undoes the earlier ones).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::CString;
 use std::fs;
 use std::io;
@@ -33,12 +33,18 @@ use xpptp_proto::command::{
 use xpptp_proto::ppp::link::Role;
 use xpptp_proto::session::{Established, MppeKeyState};
 
+use crate::backend::socket::warn_if_not_forwarding;
 use crate::calls::{CallTable, CallTableWriter, TableError};
 use crate::command::{Event, EventQueue, Fastpath};
 use crate::packet::{CallState, DropReason, L2Header};
 use crate::punt::{ControlPath, PuntEvent};
+use crate::route::{OutputFilter, Refresher, RefresherConfig, RouteError};
 use crate::steering::{Steering, SteeringError};
-use crate::worker::{Other, Worker, WorkerCall, WorkerConfig, WorkerError, WorkerStats};
+use crate::tun::{Tun, TunConfig, TunError, TunQueue};
+use crate::worker::{
+    NextHops, Other, TunReaderStats, TunReaders, Worker, WorkerCall, WorkerConfig, WorkerError,
+    WorkerStats,
+};
 use crate::xsk::{XskConfig, XskError, XskSocket};
 
 /// How XDP is attached.
@@ -66,8 +72,14 @@ pub struct DatapathConfig {
     pub local_address: Option<Ipv4Addr>,
     /// The interface's MAC, source of every frame sent; `None`: from sysfs.
     pub local_mac: Option<[u8; 6]>,
-    /// Destination MAC of every frame sent (one-armed mode; neighbour resolution to come).
-    pub next_hop_mac: [u8; 6],
+    /// A static next hop: the destination MAC of every frame sent, both directions, instead
+    /// of the kernel's route and neighbour tables (`None`, the default). For a one-armed
+    /// concentrator behind a single router whose MAC is fixed; everything else wants the
+    /// tables (several next hops, failover, ARP changes).
+    pub next_hop_mac: Option<[u8; 6]>,
+    /// The TUN device: the concentrator's tunnel address and the client pool routed into it
+    /// (its `queues` is set to the number of workers).
+    pub tun: TunConfig,
     /// Every queue's UMEM and rings.
     pub xsk: XskConfig,
     /// Pin worker `q` to core `q`.
@@ -77,16 +89,18 @@ pub struct DatapathConfig {
 }
 
 impl DatapathConfig {
-    /// Defaults for `interface` with next hop `next_hop_mac`: native XDP with fallback,
-    /// every queue, addresses from the interface, pinned workers.
-    pub fn new(interface: impl Into<String>, next_hop_mac: [u8; 6]) -> DatapathConfig {
+    /// Defaults for `interface` with the TUN device `tun`: native XDP with fallback, every
+    /// queue, addresses from the interface, next hops from the kernel's tables, pinned
+    /// workers.
+    pub fn new(interface: impl Into<String>, tun: TunConfig) -> DatapathConfig {
         DatapathConfig {
             interface: interface.into(),
             mode: AttachMode::Auto,
             queues: None,
             local_address: None,
             local_mac: None,
-            next_hop_mac,
+            next_hop_mac: None,
+            tun,
             xsk: XskConfig::default(),
             pin: true,
             event_capacity: 4096,
@@ -147,6 +161,17 @@ pub enum DatapathError {
         #[source]
         source: Box<XskError>,
     },
+    #[error("the TUN device: {0}")]
+    Tun(#[from] TunError),
+    #[error("starting the TUN readers failed: {0}")]
+    TunReaders(#[source] io::Error),
+    #[error("the route and neighbour tables: {0}")]
+    Routes(#[from] RouteError),
+    #[error(
+        "opening a raw IPv4 socket (sending GRE to clients whose next hop the kernel resolves) \
+         failed: needs CAP_NET_RAW: {0}"
+    )]
+    RawSocket(#[source] io::Error),
     #[error("starting the worker of queue {queue} failed")]
     Worker {
         queue: u32,
@@ -179,7 +204,7 @@ struct Inner {
 }
 
 /// The running datapath. Field order is drop order: XDP is detached (with `inner`) before
-/// the workers stop.
+/// the workers stop; the TUN device goes with the last of its queues (workers and readers).
 #[derive(Debug)]
 pub struct Datapath {
     inner: Mutex<Inner>,
@@ -188,6 +213,9 @@ pub struct Datapath {
     events: Arc<EventQueue>,
     control: Arc<ControlPath>,
     workers: Vec<Worker>,
+    readers: TunReaders,
+    tun_name: String,
+    refresher: Option<Refresher>,
 }
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -409,6 +437,32 @@ impl Datapath {
                 })?,
         };
 
+        let workers_n = usize::try_from(queues).unwrap_or(usize::MAX);
+        // Next hops: the kernel's tables, limited to the interface the workers send on (a
+        // route out of another interface is no route for them: the kernel forwards it).
+        let (next_hops, refresher) = match config.next_hop_mac {
+            Some(mac) => (NextHops::Static(L2Header::ethernet(mac, local_mac)), None),
+            None => {
+                let (routes, refresher) = Refresher::start(RefresherConfig {
+                    filter: OutputFilter::Only(HashSet::from([index.0])),
+                    ..RefresherConfig::default()
+                })?;
+                (NextHops::Routes(routes), Some(refresher))
+            }
+        };
+        let mut tun_config = config.tun.clone();
+        tun_config.queues = workers_n;
+        let tun = Tun::create(tun_config)?;
+        let tun_name = tun.name().to_owned();
+        warn_if_not_forwarding(&tun_name);
+        let tun_queues: Arc<[TunQueue]> = tun.into_queues().into();
+        let raw = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::RAW,
+            Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
+        )
+        .map_err(DatapathError::RawSocket)?;
+
         let mut steering = Steering::load().map_err(|e| DatapathError::Load(Box::new(e)))?;
         let mut sockets = Vec::new();
         for queue in 0..queues {
@@ -430,10 +484,10 @@ impl Datapath {
         attach(&mut steering, interface, config.mode)?;
 
         let (calls, writer) = CallTable::<WorkerCall>::new();
-        let workers_n = usize::try_from(queues).unwrap_or(usize::MAX);
-        let mut worker_config =
-            WorkerConfig::new(L2Header::ethernet(config.next_hop_mac, local_mac), workers_n);
+        let mut worker_config = WorkerConfig::new(next_hops, workers_n);
         worker_config.pin = config.pin;
+        worker_config.tun = Some(Arc::clone(&tun_queues));
+        worker_config.raw = Some(Arc::new(raw));
         let control = Arc::clone(&worker_config.control);
         let events = Arc::new(EventQueue::new(config.event_capacity));
         // A worker that punts rings this: it moves every queued punt into the event queue the
@@ -459,10 +513,19 @@ impl Datapath {
             )?;
             workers.push(worker);
         }
+        let readers = TunReaders::spawn(
+            &tun_queues,
+            &calls,
+            &worker_config.handoff,
+            worker_config.poll_timeout.max(Duration::from_millis(10)),
+        )
+        .map_err(DatapathError::TunReaders)?;
         tracing::info!(
             interface,
             queues,
             %local_address,
+            tun = %tun_name,
+            next_hops = if refresher.is_some() { "kernel tables" } else { "static" },
             "datapath running"
         );
         Ok(Datapath {
@@ -476,7 +539,25 @@ impl Datapath {
             events,
             control,
             workers,
+            readers,
+            tun_name,
+            refresher,
         })
+    }
+
+    /// The TUN device's name.
+    pub fn tun_name(&self) -> &str {
+        &self.tun_name
+    }
+
+    /// What the TUN readers counted.
+    pub fn tun_stats(&self) -> TunReaderStats {
+        self.readers.stats()
+    }
+
+    /// Every worker's counters summed, as last published.
+    pub fn stats(&self) -> WorkerStats {
+        crate::worker::sum(&self.workers)
     }
 
     /// Our outer address, as calls are established with it.
@@ -504,6 +585,8 @@ impl Datapath {
         let Datapath {
             inner,
             workers,
+            readers,
+            refresher,
             events,
             control,
             ..
@@ -522,6 +605,10 @@ impl Datapath {
             if let Err(e) = worker.stop() {
                 tracing::warn!(queue, "worker stopped with an error: {e}");
             }
+        }
+        readers.stop();
+        if let Some(refresher) = refresher {
+            refresher.stop();
         }
         tracing::info!("workers stopped");
     }
@@ -864,7 +951,10 @@ mod tests {
         assert!(!is_ccp_reset_ack(&[0x80, 0xFD, 14, 1, 0, 4]));
         assert!(!is_ccp_reset_ack(&[0xC0, 0x21, 15, 1, 0, 4]));
         assert!(!is_ccp_reset_ack(&[0x80]));
-        assert_eq!(strip_address_control(vec![0xFF, 0x03, 0xC0, 0x21]), [0xC0, 0x21]);
+        assert_eq!(
+            strip_address_control(vec![0xFF, 0x03, 0xC0, 0x21]),
+            [0xC0, 0x21]
+        );
         assert_eq!(strip_address_control(vec![0xC0, 0x21]), [0xC0, 0x21]);
     }
 

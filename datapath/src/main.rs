@@ -18,6 +18,7 @@ use signal_hook::iterator::Signals;
 use tracing_subscriber::EnvFilter;
 use xpptp_datapath::command::{CommandServer, DEFAULT_SOCKET};
 use xpptp_datapath::daemon::{AttachMode, Datapath, DatapathConfig};
+use xpptp_datapath::tun::{self, Ipv4Prefix, TunConfig};
 
 /// xpptp's data path: XDP steering and AF_XDP workers for established PPTP calls, driven
 /// by the control plane over a Unix command socket.
@@ -41,10 +42,25 @@ struct Args {
     /// The command socket (created 0600, its directory 0750 if missing).
     #[arg(long, default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
-    /// MAC address of the next hop every frame is sent to (one-armed mode), as
-    /// aa:bb:cc:dd:ee:ff.
+    /// A static next hop: every frame, both directions, goes to this MAC (aa:bb:cc:dd:ee:ff)
+    /// instead of the next hop the kernel's route and neighbour tables give [default: the
+    /// kernel's tables].
     #[arg(long, value_parser = parse_mac)]
-    next_hop_mac: [u8; 6],
+    next_hop_mac: Option<[u8; 6]>,
+    /// The concentrator's own tunnel address and prefix on the TUN device, as
+    /// 192.168.77.1/24 (the server address IPCP gives the clients).
+    #[arg(long, value_parser = parse_prefix)]
+    tunnel_address: Ipv4Prefix,
+    /// A client address pool routed into the TUN device, as 192.168.77.0/24 (repeatable):
+    /// what the kernel sends to these addresses is encapsulated to the clients.
+    #[arg(long = "pool", value_parser = parse_prefix)]
+    pools: Vec<Ipv4Prefix>,
+    /// The TUN device's name.
+    #[arg(long, default_value = tun::DEFAULT_NAME)]
+    tun_name: String,
+    /// The TUN device's MTU: the largest inner packet of a call.
+    #[arg(long, default_value_t = 1400, value_parser = clap::value_parser!(u16).range(576..))]
+    tun_mtu: u16,
     /// Our outer IPv4 address, the one clients' control connections reach [default: the
     /// interface's].
     #[arg(long)]
@@ -91,6 +107,14 @@ fn parse_mac(s: &str) -> Result<[u8; 6], String> {
         None => Ok(mac),
         Some(_) => Err(bad()),
     }
+}
+
+fn parse_prefix(s: &str) -> Result<Ipv4Prefix, String> {
+    let bad = || format!("{s:?} is not an IPv4 prefix (expected a.b.c.d/len, len 0 to 32)");
+    let (addr, len) = s.split_once('/').ok_or_else(bad)?;
+    let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    Ipv4Prefix::new(addr, len).ok_or_else(bad)
 }
 
 fn init_logging(format: LogFormat) {
@@ -141,7 +165,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    let mut config = DatapathConfig::new(args.interface.clone(), args.next_hop_mac);
+    let mut tun = TunConfig::new(args.tunnel_address);
+    tun.name = args.tun_name.clone();
+    tun.mtu = args.tun_mtu;
+    tun.routes = args.pools.clone();
+    let mut config = DatapathConfig::new(args.interface.clone(), tun);
+    config.next_hop_mac = args.next_hop_mac;
     config.mode = match args.mode {
         Mode::Native => AttachMode::Native,
         Mode::Generic => AttachMode::Generic,

@@ -314,7 +314,7 @@ fn pin_to_core(core: usize) {
 }
 
 /// Routed packets need forwarding on; packets for our own address do not, so a warning.
-fn warn_if_not_forwarding(tun: &str) {
+pub(crate) fn warn_if_not_forwarding(tun: &str) {
     match std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward") {
         Ok(v) if v.trim() == "0" => tracing::warn!(
             "IPv4 forwarding is off: packets from clients through {tun} will not be routed \
