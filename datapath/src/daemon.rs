@@ -33,7 +33,10 @@ use xpptp_proto::command::{
 use xpptp_proto::ppp::link::Role;
 use xpptp_proto::session::{Established, MppeKeyState};
 
-use crate::backend::socket::warn_if_not_forwarding;
+use crate::backend::socket::{
+    SocketBackend, SocketBackendError, SocketConfig, warn_if_not_forwarding,
+};
+use crate::backend::{BackendKind, XDP_FALLBACK_HINT};
 use crate::calls::{CallTable, CallTableWriter, TableError};
 use crate::command::{Event, EventQueue, Fastpath};
 use crate::packet::{CallState, DropReason, L2Header};
@@ -86,6 +89,10 @@ pub struct DatapathConfig {
     pub pin: bool,
     /// Events (punted frames, reset requests) queued for the control plane at most.
     pub event_capacity: usize,
+    /// XDP and AF_XDP workers, or the socket backend (raw GRE socket and TUN).
+    pub backend: BackendKind,
+    /// The socket backend's downstream threads (one TUN queue each); `None`: one per core.
+    pub socket_threads: Option<usize>,
 }
 
 impl DatapathConfig {
@@ -104,6 +111,8 @@ impl DatapathConfig {
             xsk: XskConfig::default(),
             pin: true,
             event_capacity: 4096,
+            backend: BackendKind::Xdp,
+            socket_threads: None,
         }
     }
 }
@@ -131,13 +140,14 @@ pub enum DatapathError {
     #[error(
         "loading the XDP program failed: needs CAP_BPF and CAP_NET_ADMIN (run as root, or \
          grant them: setcap cap_bpf,cap_net_admin,cap_net_raw,cap_ipc_lock+ep, or systemd \
-         AmbientCapabilities=) and a kernel with BPF"
+         AmbientCapabilities=) and a kernel with BPF; {XDP_FALLBACK_HINT}"
     )]
     Load(#[source] Box<SteeringError>),
     #[error(
         "attaching XDP to {interface} in {mode} mode failed: needs CAP_NET_ADMIN; in native \
          mode also a driver with XDP support (try --mode generic); another XDP program on the \
-         interface must be removed first (`ip link set dev {interface} xdp off`)"
+         interface must be removed first (`ip link set dev {interface} xdp off`); \
+         {XDP_FALLBACK_HINT}"
     )]
     Attach {
         interface: String,
@@ -153,7 +163,8 @@ pub enum DatapathError {
     },
     #[error(
         "AF_XDP socket for {interface} queue {queue} failed (needs a kernel with \
-         CONFIG_XDP_SOCKETS, CAP_NET_RAW, and the queue must exist: see --queues)"
+         CONFIG_XDP_SOCKETS, CAP_NET_RAW, and the queue must exist: see --queues); \
+         {XDP_FALLBACK_HINT}"
     )]
     Socket {
         interface: String,
@@ -163,6 +174,8 @@ pub enum DatapathError {
     },
     #[error("the TUN device: {0}")]
     Tun(#[from] TunError),
+    #[error("the socket backend: {0}")]
+    SocketBackend(#[from] SocketBackendError),
     #[error("starting the TUN readers failed: {0}")]
     TunReaders(#[source] io::Error),
     #[error("the route and neighbour tables: {0}")]
@@ -195,10 +208,40 @@ struct CallFacts {
     since: Instant,
 }
 
+/// The XDP maps; with the socket backend there is nothing to steer (the kernel delivers GRE
+/// to the raw socket and routes the pool into the TUN by itself) and every change succeeds.
+#[derive(Debug)]
+struct Maps(Option<Steering>);
+
+impl Maps {
+    fn establish_call(
+        &mut self,
+        id: u16,
+        peer: Ipv4Addr,
+        plain: bool,
+    ) -> Result<(), SteeringError> {
+        self.0
+            .as_mut()
+            .map_or(Ok(()), |s| s.establish_call(id, peer, plain))
+    }
+
+    fn remove_call(&mut self, id: u16) -> Result<(), SteeringError> {
+        self.0.as_mut().map_or(Ok(()), |s| s.remove_call(id))
+    }
+
+    fn add_client(&mut self, client: Ipv4Addr, id: u16) -> Result<(), SteeringError> {
+        self.0.as_mut().map_or(Ok(()), |s| s.add_client(client, id))
+    }
+
+    fn remove_client(&mut self, client: Ipv4Addr) -> Result<(), SteeringError> {
+        self.0.as_mut().map_or(Ok(()), |s| s.remove_client(client))
+    }
+}
+
 /// Everything the command path changes, under one lock.
 #[derive(Debug)]
 struct Inner {
-    steering: Steering,
+    steering: Maps,
     writer: CallTableWriter<WorkerCall>,
     facts: BTreeMap<u16, CallFacts>,
 }
@@ -213,7 +256,8 @@ pub struct Datapath {
     events: Arc<EventQueue>,
     control: Arc<ControlPath>,
     workers: Vec<Worker>,
-    readers: TunReaders,
+    readers: Option<TunReaders>,
+    socket: Option<SocketBackend>,
     tun_name: String,
     refresher: Option<Refresher>,
 }
@@ -413,9 +457,65 @@ fn wire_worker_stats(queue: u32, cpu: Option<u32>, s: &WorkerStats) -> wire::Wor
 }
 
 impl Datapath {
-    /// Loads and attaches XDP on `config.interface`, opens one AF_XDP socket per queue and
-    /// starts one worker per socket. No call is established.
+    /// Starts the configured backend. No call is established.
     pub fn start(config: &DatapathConfig) -> Result<Datapath, DatapathError> {
+        match config.backend {
+            BackendKind::Xdp => Datapath::start_xdp(config),
+            BackendKind::Socket => Datapath::start_socket(config),
+        }
+    }
+
+    /// The socket backend: the raw GRE socket, the TUN device and its threads, and the same
+    /// call table and command path (no XDP maps; no PPP control frames on established calls).
+    fn start_socket(config: &DatapathConfig) -> Result<Datapath, DatapathError> {
+        let interface = config.interface.as_str();
+        let index = ifindex(interface)?;
+        let local_address = match config.local_address {
+            Some(a) => a,
+            None => index
+                .addresses()
+                .ok()
+                .and_then(|(v4, _)| v4)
+                .ok_or_else(|| DatapathError::NoLocalAddress {
+                    interface: interface.to_owned(),
+                })?,
+        };
+        let (calls, writer) = CallTable::<WorkerCall>::new();
+        let mut socket_config = SocketConfig::new(config.tun.clone());
+        if let Some(threads) = config.socket_threads {
+            socket_config.downstream_threads = threads;
+        }
+        socket_config.pin = config.pin;
+        let socket = SocketBackend::spawn(Arc::clone(&calls), socket_config)?;
+        let tun_name = socket.tun_name().to_owned();
+        tracing::info!(
+            interface,
+            %local_address,
+            tun = %tun_name,
+            threads = socket.threads(),
+            "datapath running (socket backend)"
+        );
+        Ok(Datapath {
+            inner: Mutex::new(Inner {
+                steering: Maps(None),
+                writer,
+                facts: BTreeMap::new(),
+            }),
+            calls,
+            local_address,
+            events: Arc::new(EventQueue::new(config.event_capacity)),
+            control: ControlPath::new(1),
+            workers: Vec::new(),
+            readers: None,
+            socket: Some(socket),
+            tun_name,
+            refresher: None,
+        })
+    }
+
+    /// Loads and attaches XDP on `config.interface`, opens one AF_XDP socket per queue and
+    /// starts one worker per socket.
+    fn start_xdp(config: &DatapathConfig) -> Result<Datapath, DatapathError> {
         let interface = config.interface.as_str();
         let index = ifindex(interface)?;
         let queues = match config.queues {
@@ -530,7 +630,7 @@ impl Datapath {
         );
         Ok(Datapath {
             inner: Mutex::new(Inner {
-                steering,
+                steering: Maps(Some(steering)),
                 writer,
                 facts: BTreeMap::new(),
             }),
@@ -539,7 +639,8 @@ impl Datapath {
             events,
             control,
             workers,
-            readers,
+            readers: Some(readers),
+            socket: None,
             tun_name,
             refresher,
         })
@@ -550,14 +651,34 @@ impl Datapath {
         &self.tun_name
     }
 
-    /// What the TUN readers counted.
+    /// What the TUN readers counted (XDP backend; the socket backend has none).
     pub fn tun_stats(&self) -> TunReaderStats {
-        self.readers.stats()
+        self.readers
+            .as_ref()
+            .map(TunReaders::stats)
+            .unwrap_or_default()
     }
 
-    /// Every worker's counters summed, as last published.
+    /// Every worker's (or socket backend thread's) counters summed, as last published.
     pub fn stats(&self) -> WorkerStats {
-        crate::worker::sum(&self.workers)
+        match &self.socket {
+            Some(socket) => socket.snapshot(),
+            None => crate::worker::sum(&self.workers),
+        }
+    }
+
+    /// The backend running.
+    pub fn backend(&self) -> BackendKind {
+        match self.socket {
+            Some(_) => BackendKind::Socket,
+            None => BackendKind::Xdp,
+        }
+    }
+
+    /// Workers a call is established for: the AF_XDP workers, or one (the socket backend
+    /// has a single upstream thread and locks each direction).
+    fn worker_count(&self) -> usize {
+        self.workers.len().max(1)
     }
 
     /// Our outer address, as calls are established with it.
@@ -567,7 +688,11 @@ impl Datapath {
 
     /// The XDP program's verdict counters, summed over CPUs, by slot name.
     pub fn xdp_counters(&self) -> Vec<(&'static str, u64, u64)> {
-        match lock(&self.inner).steering.counters() {
+        let inner = lock(&self.inner);
+        let Some(steering) = inner.steering.0.as_ref() else {
+            return Vec::new();
+        };
+        match steering.counters() {
             Ok(c) => c
                 .into_iter()
                 .map(|(slot, c)| (slot.name(), c.packets, c.bytes))
@@ -586,6 +711,7 @@ impl Datapath {
             inner,
             workers,
             readers,
+            socket,
             refresher,
             events,
             control,
@@ -606,7 +732,14 @@ impl Datapath {
                 tracing::warn!(queue, "worker stopped with an error: {e}");
             }
         }
-        readers.stop();
+        if let Some(readers) = readers {
+            readers.stop();
+        }
+        if let Some(socket) = socket
+            && let Err(e) = socket.stop()
+        {
+            tracing::warn!("the socket backend stopped with an error: {e}");
+        }
         if let Some(refresher) = refresher {
             refresher.stop();
         }
@@ -805,7 +938,11 @@ const MAX_PPP_FRAME: usize = 1504;
 
 impl Fastpath for Datapath {
     fn workers(&self) -> u16 {
-        u16::try_from(self.workers.len()).unwrap_or(u16::MAX)
+        let n = match &self.socket {
+            Some(socket) => socket.threads(),
+            None => self.workers.len(),
+        };
+        u16::try_from(n).unwrap_or(u16::MAX)
     }
 
     fn call_count(&self) -> u32 {
@@ -851,7 +988,7 @@ impl Fastpath for Datapath {
         };
         let call = WorkerCall::new(
             CallState::from_established(est, self.local_address),
-            self.workers.len(),
+            self.worker_count(),
         );
         let mut inner = lock(&self.inner);
         match (replace, inner.facts.contains_key(&id)) {
@@ -878,6 +1015,13 @@ impl Fastpath for Datapath {
         if self.calls.get(call).as_ref().is_none() {
             return Err(table_refusal(TableError::NoSuchCall(call)));
         }
+        if self.socket.is_some() {
+            return Err(refused(
+                FailureCode::NotSupported,
+                "the socket backend does not carry PPP control frames on established calls \
+                 (the XDP backend does)",
+            ));
+        }
         self.send_to_worker(call, frame)
     }
 
@@ -896,6 +1040,10 @@ impl Fastpath for Datapath {
     }
 
     fn worker_stats(&self) -> Vec<wire::WorkerStats> {
+        // The socket backend's threads report as one worker (their counters summed).
+        if let Some(socket) = &self.socket {
+            return vec![wire_worker_stats(0, None, &socket.snapshot())];
+        }
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         self.workers
             .iter()

@@ -1,5 +1,7 @@
 //! `xpptp-datapath`: attaches the XDP steering program, runs one AF_XDP worker per receive
-//! queue, and serves the command socket the control plane establishes calls through.
+//! queue (or, with `--backend socket`, the raw-socket and TUN backend), creates the TUN
+//! device for the kernel's share of the traffic, and serves the command socket the control
+//! plane establishes calls through.
 //!
 //! SIGTERM or SIGINT: the command socket closes (its file is removed), XDP is detached (the
 //! kernel handles the interface's traffic again) and the workers stop.
@@ -16,6 +18,7 @@ use clap::{Parser, ValueEnum};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing_subscriber::EnvFilter;
+use xpptp_datapath::backend::BackendKind;
 use xpptp_datapath::command::{CommandServer, DEFAULT_SOCKET};
 use xpptp_datapath::daemon::{AttachMode, Datapath, DatapathConfig};
 use xpptp_datapath::tun::{self, Ipv4Prefix, TunConfig};
@@ -31,6 +34,13 @@ struct Args {
     /// Interface the clients' GRE arrives on (and, one-armed, the uplink).
     #[arg(short, long)]
     interface: String,
+    /// I/O backend: xdp (XDP steering and AF_XDP workers) or socket (raw GRE socket and the
+    /// TUN device, for hosts without XDP; slower).
+    #[arg(long, value_enum, default_value_t = BackendKind::Xdp)]
+    backend: BackendKind,
+    /// The socket backend's downstream threads, one TUN queue each [default: one per core].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    socket_threads: Option<u16>,
     /// XDP attach mode: native (in the driver), generic (skb, any interface, slower), or
     /// auto (native, falling back to generic with a warning).
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
@@ -171,6 +181,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
     tun.routes = args.pools.clone();
     let mut config = DatapathConfig::new(args.interface.clone(), tun);
     config.next_hop_mac = args.next_hop_mac;
+    config.backend = args.backend;
+    config.socket_threads = args.socket_threads.map(usize::from);
     config.mode = match args.mode {
         Mode::Native => AttachMode::Native,
         Mode::Generic => AttachMode::Generic,
