@@ -66,6 +66,10 @@ pub enum AttachMode {
 pub struct DatapathConfig {
     /// The interface clients' GRE arrives on (one-armed: the uplink too).
     pub interface: String,
+    /// Two-armed mode: the interface facing the network. Upstream packets leave through it
+    /// (their routes are out of it), downstream packets arrive on it; XDP is attached to
+    /// both, and worker `q` serves queue `q` of both. `None`: one-armed.
+    pub inside: Option<String>,
     pub mode: AttachMode,
     /// Receive queues to serve (one socket and worker each); `None`: every RX queue the
     /// interface has (from sysfs).
@@ -102,6 +106,7 @@ impl DatapathConfig {
     pub fn new(interface: impl Into<String>, tun: TunConfig) -> DatapathConfig {
         DatapathConfig {
             interface: interface.into(),
+            inside: None,
             mode: AttachMode::Auto,
             queues: None,
             local_address: None,
@@ -135,6 +140,13 @@ pub enum DatapathError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "--next-hop-mac gives one next hop for both directions, which only a one-armed \
+         concentrator has; with --inside the next hops come from the kernel's tables"
+    )]
+    StaticTwoArmed,
+    #[error("the inside interface must differ from the outside one ({0})")]
+    SameInterface(String),
     #[error("{interface} has no IPv4 address; add one or pass --local-address")]
     NoLocalAddress { interface: String },
     #[error(
@@ -208,36 +220,43 @@ struct CallFacts {
     since: Instant,
 }
 
-/// The XDP maps; with the socket backend there is nothing to steer (the kernel delivers GRE
-/// to the raw socket and routes the pool into the TUN by itself) and every change succeeds.
+/// The XDP maps of every interface's program (one, or two when two-armed), changed
+/// together; with the socket backend there is nothing to steer (the kernel delivers GRE to
+/// the raw socket and routes the pool into the TUN by itself) and every change succeeds. A
+/// change is applied to each program in turn and stops at the first failure; the callers'
+/// undo steps are applied to all (each is idempotent).
 #[derive(Debug)]
-struct Maps(Option<Steering>);
+struct Maps(Vec<Steering>);
 
 impl Maps {
+    fn each(
+        &mut self,
+        mut f: impl FnMut(&mut Steering) -> Result<(), SteeringError>,
+    ) -> Result<(), SteeringError> {
+        self.0.iter_mut().try_for_each(&mut f)
+    }
+
     fn establish_call(
         &mut self,
         id: u16,
         peer: Ipv4Addr,
         plain: bool,
     ) -> Result<(), SteeringError> {
-        self.0
-            .as_mut()
-            .map_or(Ok(()), |s| s.establish_call(id, peer, plain))
+        self.each(|s| s.establish_call(id, peer, plain))
     }
 
     fn remove_call(&mut self, id: u16) -> Result<(), SteeringError> {
-        self.0.as_mut().map_or(Ok(()), |s| s.remove_call(id))
+        self.each(|s| s.remove_call(id))
     }
 
     fn add_client(&mut self, client: Ipv4Addr, id: u16) -> Result<(), SteeringError> {
-        self.0.as_mut().map_or(Ok(()), |s| s.add_client(client, id))
+        self.each(|s| s.add_client(client, id))
     }
 
     fn remove_client(&mut self, client: Ipv4Addr) -> Result<(), SteeringError> {
-        self.0.as_mut().map_or(Ok(()), |s| s.remove_client(client))
+        self.each(|s| s.remove_client(client))
     }
 }
-
 /// Everything the command path changes, under one lock.
 #[derive(Debug)]
 struct Inner {
@@ -497,7 +516,7 @@ impl Datapath {
         );
         Ok(Datapath {
             inner: Mutex::new(Inner {
-                steering: Maps(None),
+                steering: Maps(Vec::new()),
                 writer,
                 facts: BTreeMap::new(),
             }),
@@ -518,9 +537,20 @@ impl Datapath {
     fn start_xdp(config: &DatapathConfig) -> Result<Datapath, DatapathError> {
         let interface = config.interface.as_str();
         let index = ifindex(interface)?;
-        let queues = match config.queues {
-            Some(q) => q.max(1),
-            None => rx_queues(interface, index.0)?,
+        let inside = match config.inside.as_deref() {
+            Some(name) if name == interface => {
+                return Err(DatapathError::SameInterface(name.to_owned()));
+            }
+            Some(_) if config.next_hop_mac.is_some() => return Err(DatapathError::StaticTwoArmed),
+            Some(name) => Some((name, ifindex(name)?)),
+            None => None,
+        };
+        let queues = match (config.queues, inside) {
+            (Some(q), _) => q.max(1),
+            (None, None) => rx_queues(interface, index.0)?,
+            (None, Some((name, inside))) => {
+                rx_queues(interface, index.0)?.min(rx_queues(name, inside.0)?)
+            }
         };
         let local_mac = match config.local_mac {
             Some(mac) => mac,
@@ -543,8 +573,13 @@ impl Datapath {
         let (next_hops, refresher) = match config.next_hop_mac {
             Some(mac) => (NextHops::Static(L2Header::ethernet(mac, local_mac)), None),
             None => {
+                // Two-armed: upstream routes out of the inside, GRE to clients out of the
+                // outside (and a destination routed back out of the outside leaves there,
+                // as the kernel would route it).
+                let mut interfaces = HashSet::from([index.0]);
+                interfaces.extend(inside.map(|(_, i)| i.0));
                 let (routes, refresher) = Refresher::start(RefresherConfig {
-                    filter: OutputFilter::Only(HashSet::from([index.0])),
+                    filter: OutputFilter::Only(interfaces),
                     ..RefresherConfig::default()
                 })?;
                 (NextHops::Routes(routes), Some(refresher))
@@ -563,25 +598,15 @@ impl Datapath {
         )
         .map_err(DatapathError::RawSocket)?;
 
-        let mut steering = Steering::load().map_err(|e| DatapathError::Load(Box::new(e)))?;
-        let mut sockets = Vec::new();
-        for queue in 0..queues {
-            let socket = XskSocket::open(index.0, queue, config.xsk).map_err(|source| {
-                DatapathError::Socket {
-                    interface: interface.to_owned(),
-                    queue,
-                    source: Box::new(source),
-                }
-            })?;
-            steering
-                .set_socket(queue, &socket)
-                .map_err(|source| DatapathError::Maps {
-                    what: "an AF_XDP socket",
-                    source: Box::new(source),
-                })?;
-            sockets.push(socket);
+        // One program (with its own maps: an XSKMAP is indexed by queue) per interface.
+        let (steering, sockets) = steer(interface, index.0, queues, config)?;
+        let mut steerings = vec![steering];
+        let mut inside_sockets = Vec::new();
+        if let Some((name, inside)) = inside {
+            let (steering, sockets) = steer(name, inside.0, queues, config)?;
+            steerings.push(steering);
+            inside_sockets = sockets;
         }
-        attach(&mut steering, interface, config.mode)?;
 
         let (calls, writer) = CallTable::<WorkerCall>::new();
         let mut worker_config = WorkerConfig::new(next_hops, workers_n);
@@ -603,14 +628,18 @@ impl Datapath {
             });
         }
         let mut workers = Vec::new();
+        let mut inside_sockets = inside_sockets.into_iter();
         for socket in sockets {
             let queue = socket.queue();
-            let worker = Worker::spawn(socket, Arc::clone(&calls), worker_config.clone()).map_err(
-                |source| DatapathError::Worker {
-                    queue,
-                    source: Box::new(source),
-                },
-            )?;
+            let (calls, config) = (Arc::clone(&calls), worker_config.clone());
+            let worker = match inside_sockets.next() {
+                Some(inside) => Worker::spawn_two_armed(socket, inside, calls, config),
+                None => Worker::spawn(socket, calls, config),
+            }
+            .map_err(|source| DatapathError::Worker {
+                queue,
+                source: Box::new(source),
+            })?;
             workers.push(worker);
         }
         let readers = TunReaders::spawn(
@@ -622,6 +651,7 @@ impl Datapath {
         .map_err(DatapathError::TunReaders)?;
         tracing::info!(
             interface,
+            inside = config.inside.as_deref().unwrap_or("none (one-armed)"),
             queues,
             %local_address,
             tun = %tun_name,
@@ -630,7 +660,7 @@ impl Datapath {
         );
         Ok(Datapath {
             inner: Mutex::new(Inner {
-                steering: Maps(Some(steering)),
+                steering: Maps(steerings),
                 writer,
                 facts: BTreeMap::new(),
             }),
@@ -689,19 +719,24 @@ impl Datapath {
     /// The XDP program's verdict counters, summed over CPUs, by slot name.
     pub fn xdp_counters(&self) -> Vec<(&'static str, u64, u64)> {
         let inner = lock(&self.inner);
-        let Some(steering) = inner.steering.0.as_ref() else {
-            return Vec::new();
-        };
-        match steering.counters() {
-            Ok(c) => c
-                .into_iter()
-                .map(|(slot, c)| (slot.name(), c.packets, c.bytes))
-                .collect(),
-            Err(e) => {
-                tracing::warn!("reading the XDP counters failed: {e}");
-                Vec::new()
+        let mut total: Vec<(&'static str, u64, u64)> = Vec::new();
+        for steering in &inner.steering.0 {
+            match steering.counters() {
+                Ok(c) => {
+                    for (slot, c) in c {
+                        match total.iter_mut().find(|(name, ..)| *name == slot.name()) {
+                            Some(t) => {
+                                t.1 = t.1.saturating_add(c.packets);
+                                t.2 = t.2.saturating_add(c.bytes);
+                            }
+                            None => total.push((slot.name(), c.packets, c.bytes)),
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("reading the XDP counters failed: {e}"),
             }
         }
+        total
     }
 
     /// Detaches XDP (the kernel handles the interface's traffic again), then stops the
@@ -810,6 +845,35 @@ impl Datapath {
             dropped,
         }
     }
+}
+
+/// Loads a program for `interface`, opens and registers one AF_XDP socket per queue, and
+/// attaches it.
+fn steer(
+    interface: &str,
+    index: u32,
+    queues: u32,
+    config: &DatapathConfig,
+) -> Result<(Steering, Vec<XskSocket>), DatapathError> {
+    let mut steering = Steering::load().map_err(|e| DatapathError::Load(Box::new(e)))?;
+    let mut sockets = Vec::new();
+    for queue in 0..queues {
+        let socket =
+            XskSocket::open(index, queue, config.xsk).map_err(|source| DatapathError::Socket {
+                interface: interface.to_owned(),
+                queue,
+                source: Box::new(source),
+            })?;
+        steering
+            .set_socket(queue, &socket)
+            .map_err(|source| DatapathError::Maps {
+                what: "an AF_XDP socket",
+                source: Box::new(source),
+            })?;
+        sockets.push(socket);
+    }
+    attach(&mut steering, interface, config.mode)?;
+    Ok((steering, sockets))
 }
 
 fn attach(steering: &mut Steering, interface: &str, mode: AttachMode) -> Result<(), DatapathError> {

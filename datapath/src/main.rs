@@ -34,6 +34,11 @@ struct Args {
     /// Interface the clients' GRE arrives on (and, one-armed, the uplink).
     #[arg(short, long)]
     interface: String,
+    /// Two-armed mode: the interface facing the network (upstream leaves through it,
+    /// downstream arrives on it; XDP on both, worker N serves queue N of both) [default:
+    /// one-armed].
+    #[arg(long)]
+    inside: Option<String>,
     /// I/O backend: xdp (XDP steering and AF_XDP workers) or socket (raw GRE socket and the
     /// TUN device, for hosts without XDP; slower).
     #[arg(long, value_enum, default_value_t = BackendKind::Xdp)]
@@ -181,6 +186,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     tun.routes = args.pools.clone();
     let mut config = DatapathConfig::new(args.interface.clone(), tun);
     config.next_hop_mac = args.next_hop_mac;
+    config.inside = args.inside.clone();
     config.backend = args.backend;
     config.socket_threads = args.socket_threads.map(usize::from);
     config.mode = match args.mode {

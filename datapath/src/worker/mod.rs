@@ -71,12 +71,19 @@
 //! ([`Other::NotOwner`]). Its inner packet may go on to another call's owner
 //! (client-to-client, [`Handed::Routed`]).
 //!
-//! # One-armed mode, and what is not done yet
+//! # One-armed and two-armed
 //!
-//! Both directions leave through the interface they came in on (one-armed concentrator);
-//! a second (inside) interface is later work. An owner sleeping in `wait` sees handed frames and
-//! control frames only when its poll times out ([`WorkerConfig::poll_timeout`], 1 ms by
-//! default); a wake-up eventfd would remove that latency.
+//! One-armed ([`Worker::spawn`]): one socket, every frame leaves through the interface it
+//! came in on. Two-armed ([`Worker::spawn_two_armed`]): the worker serves queue `q` of the
+//! outside and of the inside interface, receiving from both each turn. Where a frame leaves
+//! is the interface of its next hop: the one its socket is on (transmitted in place), or the
+//! other one, in which case it is copied into a frame of the other socket's UMEM
+//! (frames belong to their socket) and recycles its own. Frames the worker builds (handed
+//! frames, control frames, acks) are built in the outside socket and follow the same rule.
+//!
+//! An owner sleeping in `wait` sees handed frames and control frames only when its poll
+//! times out ([`WorkerConfig::poll_timeout`], 1 ms by default); a wake-up eventfd would
+//! remove that latency.
 //!
 //! # Headroom
 //!
@@ -218,11 +225,16 @@ impl Hops {
         }
     }
 
-    /// The link-layer header towards `dst`, or why there is none (the counter for the
-    /// caller to bump). Unresolved and stale next hops are asked of the kernel.
-    fn resolve(&mut self, dst: Ipv4Addr, stats: &mut WorkerStats) -> Result<L2Header, Other> {
+    /// The link-layer header towards `dst` and the interface it leaves by (`None`: the one
+    /// the frame is on), or why there is none (the counter for the caller to bump).
+    /// Unresolved and stale next hops are asked of the kernel.
+    fn resolve(
+        &mut self,
+        dst: Ipv4Addr,
+        stats: &mut WorkerStats,
+    ) -> Result<(L2Header, Option<u32>), Other> {
         let reader = match self {
-            Hops::Static(l2) => return Ok(*l2),
+            Hops::Static(l2) => return Ok((*l2, None)),
             Hops::Routes(reader) => reader,
         };
         match reader.lookup(dst) {
@@ -237,7 +249,7 @@ impl Hops {
                     stats.other(Other::NextHopStale);
                     reader.request(addr, ifindex);
                 }
-                Ok(l2)
+                Ok((l2, Some(ifindex)))
             }
             NextHop::Unresolved { ifindex, addr } => {
                 reader.request(addr, ifindex);
@@ -315,6 +327,11 @@ pub enum WorkerError {
          (queues 0 to {workers} - 1); make it with the number of queues served"
     )]
     NoInbox { queue: u32, workers: usize },
+    #[error(
+        "a two-armed worker serves one queue index on both interfaces; got outside queue \
+         {outside} and inside queue {inside}"
+    )]
+    QueueMismatch { outside: u32, inside: u32 },
     #[error("cannot start the worker thread: {0}")]
     Spawn(#[source] io::Error),
     #[error("AF_XDP socket: {0}")]
@@ -333,6 +350,13 @@ struct Turn<'a> {
     hops: &'a mut Hops,
     /// This worker's TUN queue.
     tun: Option<&'a TunQueue>,
+    /// The interface of the socket whose UMEM holds the frame being processed, and the
+    /// worker's other interface (two-armed mode).
+    here: u32,
+    there: Option<u32>,
+    /// The frame being processed leaves by `there`: [`finish`] copies it into the other
+    /// socket.
+    cross: bool,
     now: Instant,
     /// The frame being processed came from the inbox and has not passed its call's
     /// ownership check yet: never hand it on. Cleared once it has (its inner packet may
@@ -358,6 +382,22 @@ impl Turn<'_> {
     /// The worker that must process `call`, if not this one.
     fn elsewhere(&self, call: &WorkerCall) -> Option<WorkerId> {
         call.owner.filter(|&owner| owner != self.me)
+    }
+
+    /// The next hop towards `dst`: its link-layer header, with [`cross`](Self::cross) set if
+    /// it is on the other interface. A hop on an interface this worker has no socket on
+    /// counts as no route (the route filter should not let one through).
+    fn hop(&mut self, dst: Ipv4Addr) -> Result<L2Header, Other> {
+        let (l2, ifindex) = self.hops.resolve(dst, self.stats)?;
+        match ifindex {
+            None => Ok(l2),
+            Some(i) if i == self.here => Ok(l2),
+            Some(i) if Some(i) == self.there => {
+                self.cross = true;
+                Ok(l2)
+            }
+            Some(_) => Err(Other::NoRoute),
+        }
     }
 
     fn punt(&mut self, call: &Call<WorkerCall>, event: PuntEvent) {
@@ -498,7 +538,7 @@ fn forward(frame: &mut Frame<'_>, inner: Range<usize>, t: &mut Turn<'_>) -> Fram
     if let Some(target) = guard.as_ref() {
         return client_to_client(frame, inner, target.state(), t);
     }
-    let l2 = match t.hops.resolve(dst, t.stats) {
+    let l2 = match t.hop(dst) {
         Ok(l2) => l2,
         Err(why) => return to_kernel(frame, inner, true, why, t),
     };
@@ -563,7 +603,7 @@ struct PeerHop {
 /// before any call state changes, so a frame that cannot leave costs no sequence number and
 /// no keystream.
 fn peer_hop(call: &WorkerCall, t: &mut Turn<'_>) -> Option<PeerHop> {
-    match t.hops.resolve(call.config.peer_addr, t.stats) {
+    match t.hop(call.config.peer_addr) {
         Ok(l2) => Some(PeerHop { l2, kernel: false }),
         Err(Other::Local) => {
             t.stats.other(Other::PeerUnreachable);
@@ -709,24 +749,70 @@ fn encap_to(
     }
 }
 
-/// Builds a frame of at most `len` bytes with `build` in a free UMEM frame; counts a
-/// missing frame.
+/// A worker's sockets: the outside (clients' GRE) and, two-armed, the inside.
+struct Arms<'s> {
+    main: &'s mut XskSocket,
+    other: Option<&'s mut XskSocket>,
+}
+
+/// Builds a frame of at most `len` bytes with `build` in a free UMEM frame of the main
+/// socket (then [`finish`]); counts a missing frame.
 fn send_built(
-    socket: &mut XskSocket,
+    arms: &mut Arms<'_>,
     t: &mut Turn<'_>,
     len: usize,
     build: impl FnOnce(&mut Frame<'_>, &mut Turn<'_>) -> FrameAction,
 ) {
-    match socket.send_with(len, |frame| build(frame, t)) {
+    t.here = arms.main.ifindex();
+    t.there = arms.other.as_ref().map(|o| o.ifindex());
+    let other = arms.other.as_deref_mut();
+    let sent = arms.main.send_with(len, |frame| {
+        let action = build(frame, t);
+        finish(frame, action, other, t)
+    });
+    // Set by a next-hop lookup made for a frame that was never built.
+    t.cross = false;
+    counted(sent, t);
+}
+
+fn counted(sent: Result<(), FrameError>, t: &mut Turn<'_>) {
+    match sent {
         Ok(()) => {}
         Err(FrameError::NoFreeFrame) => t.stats.other(Other::TxRingFull),
         Err(_) => t.stats.other(Other::FrameResize),
     }
 }
 
+/// The last step for every frame: a frame to transmit whose next hop is on the other
+/// interface ([`Turn::cross`]) is copied into a frame of the other socket (frames belong to
+/// their socket's UMEM) and its own is recycled.
+fn finish(
+    frame: &mut Frame<'_>,
+    action: FrameAction,
+    other: Option<&mut XskSocket>,
+    t: &mut Turn<'_>,
+) -> FrameAction {
+    if !std::mem::take(&mut t.cross) || action != FrameAction::Transmit {
+        return action;
+    }
+    let (Some(other), Some(bytes)) = (other, frame.get(..)) else {
+        t.stats.other(Other::FrameResize);
+        return FrameAction::Recycle;
+    };
+    let sent = other.send_with(bytes.len(), |to| match to.get_mut(..) {
+        Some(to) if to.len() == bytes.len() => {
+            to.copy_from_slice(bytes);
+            FrameAction::Transmit
+        }
+        _ => FrameAction::Recycle,
+    });
+    counted(sent, t);
+    FrameAction::Recycle
+}
+
 /// The frames other workers handed to this one, at most one batch, each copied into a
 /// frame of this worker's UMEM and processed as if received here.
-fn drain_inbox(socket: &mut XskSocket, t: &mut Turn<'_>) {
+fn drain_inbox(socket: &mut Arms<'_>, t: &mut Turn<'_>) {
     let (config, me) = (t.config, t.me);
     config
         .handoff
@@ -814,7 +900,7 @@ fn from_kernel(frame: &mut Frame<'_>, packet: &[u8], t: &mut Turn<'_>) -> FrameA
 }
 
 /// The control plane's PPP frames queued for this worker, at most one batch.
-fn drain_outgoing(socket: &mut XskSocket, t: &mut Turn<'_>) {
+fn drain_outgoing(socket: &mut Arms<'_>, t: &mut Turn<'_>) {
     let config = t.config;
     for _ in 0..config.batch {
         let Some(OutgoingPpp {
@@ -858,7 +944,7 @@ fn drain_outgoing(socket: &mut XskSocket, t: &mut Turn<'_>) {
 }
 
 /// Pure acks whose delay ran out (see [`ACK_DELAY`]).
-fn fire_acks(socket: &mut XskSocket, t: &mut Turn<'_>) {
+fn fire_acks(socket: &mut Arms<'_>, t: &mut Turn<'_>) {
     while let Some((call_id, generation)) = t.acks.pop_due(t.now) {
         let calls = t.calls;
         let guard = calls.get(call_id);
@@ -933,16 +1019,45 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the worker of `socket`'s queue. The socket must already be in the XSKMAP (or
-    /// be put there by its fd before the program is attached).
+    /// Starts the worker of `socket`'s queue (one-armed). The socket must already be in the
+    /// XSKMAP (or be put there by its fd before the program is attached).
     pub fn spawn(
-        mut socket: XskSocket,
+        socket: XskSocket,
         calls: Arc<CallTable<WorkerCall>>,
         config: WorkerConfig,
     ) -> Result<Worker, WorkerError> {
-        let headroom = socket.config().headroom as usize;
-        if headroom + ETHERNET_LEN < ENCAP_HEADROOM {
-            return Err(WorkerError::Headroom { headroom });
+        Worker::spawn_arms(socket, None, calls, config)
+    }
+
+    /// Starts the worker of one queue of two interfaces (two-armed): `outside` faces the
+    /// clients, `inside` the network; both sockets are of the same queue index. A frame
+    /// whose next hop is on the other interface is copied into the other socket.
+    pub fn spawn_two_armed(
+        outside: XskSocket,
+        inside: XskSocket,
+        calls: Arc<CallTable<WorkerCall>>,
+        config: WorkerConfig,
+    ) -> Result<Worker, WorkerError> {
+        if inside.queue() != outside.queue() {
+            return Err(WorkerError::QueueMismatch {
+                outside: outside.queue(),
+                inside: inside.queue(),
+            });
+        }
+        Worker::spawn_arms(outside, Some(inside), calls, config)
+    }
+
+    fn spawn_arms(
+        mut socket: XskSocket,
+        mut inside: Option<XskSocket>,
+        calls: Arc<CallTable<WorkerCall>>,
+        config: WorkerConfig,
+    ) -> Result<Worker, WorkerError> {
+        for s in std::iter::once(&socket).chain(inside.as_ref()) {
+            let headroom = s.config().headroom as usize;
+            if headroom + ETHERNET_LEN < ENCAP_HEADROOM {
+                return Err(WorkerError::Headroom { headroom });
+            }
         }
         let queue = socket.queue();
         let workers = config.handoff.workers().min(config.control.workers());
@@ -967,8 +1082,10 @@ impl Worker {
                         .tun
                         .as_deref()
                         .and_then(|queues| queues.get(usize::from(me) % queues.len().max(1)));
+                    let outside_if = socket.ifindex();
+                    let inside_if = inside.as_ref().map(XskSocket::ifindex);
                     while !stop.load(Ordering::Relaxed) {
-                        socket.wait(Some(wait_for(&config, me, &acks)))?;
+                        wait_arms(&socket, inside.as_ref(), wait_for(&config, me, &acks))?;
                         let mut turn = Turn {
                             me,
                             calls: &calls,
@@ -977,16 +1094,38 @@ impl Worker {
                             acks: &mut acks,
                             hops: &mut hops,
                             tun,
+                            here: outside_if,
+                            there: inside_if,
+                            cross: false,
                             now: Instant::now(),
                             handed: false,
                         };
-                        let n =
-                            socket.rx_batch(config.batch, |frame| process_frame(frame, &mut turn));
+                        let mut n = socket.rx_batch(config.batch, |frame| {
+                            (turn.here, turn.there, turn.cross) = (outside_if, inside_if, false);
+                            let action = process_frame(frame, &mut turn);
+                            finish(frame, action, inside.as_mut(), &mut turn)
+                        });
+                        if let (Some(inside), Some(inside_if)) = (inside.as_mut(), inside_if) {
+                            n += inside.rx_batch(config.batch, |frame| {
+                                (turn.here, turn.there, turn.cross) =
+                                    (inside_if, Some(outside_if), false);
+                                let action = process_frame(frame, &mut turn);
+                                finish(frame, action, Some(&mut socket), &mut turn)
+                            });
+                        }
                         turn.stats.batch(n);
-                        drain_inbox(&mut socket, &mut turn);
-                        drain_outgoing(&mut socket, &mut turn);
-                        fire_acks(&mut socket, &mut turn);
+                        (turn.here, turn.there, turn.cross) = (outside_if, inside_if, false);
+                        let mut arms = Arms {
+                            main: &mut socket,
+                            other: inside.as_mut(),
+                        };
+                        drain_inbox(&mut arms, &mut turn);
+                        drain_outgoing(&mut arms, &mut turn);
+                        fire_acks(&mut arms, &mut turn);
                         socket.flush();
+                        if let Some(inside) = inside.as_mut() {
+                            inside.flush();
+                        }
                         counters.publish(&stats);
                     }
                     Ok(socket)
@@ -1032,6 +1171,29 @@ impl Drop for Worker {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Waits until either socket has frames to receive, or `timeout` passes.
+fn wait_arms(
+    outside: &XskSocket,
+    inside: Option<&XskSocket>,
+    timeout: Duration,
+) -> Result<(), WorkerError> {
+    let Some(inside) = inside else {
+        outside.wait(Some(timeout))?;
+        return Ok(());
+    };
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [
+        PollFd::new(outside.as_fd(), PollFlags::POLLIN),
+        PollFd::new(inside.as_fd(), PollFlags::POLLIN),
+    ];
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+        Err(e) => Err(WorkerError::Socket(XskError::Poll(io::Error::from(e)))),
     }
 }
 
