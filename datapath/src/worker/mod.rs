@@ -78,7 +78,7 @@
 //! outside and of the inside interface, receiving from both each turn. Where a frame leaves
 //! is the interface of its next hop: the one its socket is on (transmitted in place), or the
 //! other one, in which case it is copied into a frame of the other socket's UMEM
-//! (frames belong to their socket) and recycles its own. Frames the worker builds (handed
+//! (frames belong to their socket) and its own frame is recycled. Frames the worker builds (handed
 //! frames, control frames, acks) are built in the outside socket and follow the same rule.
 //!
 //! An owner sleeping in `wait` sees handed frames and control frames only when its poll
