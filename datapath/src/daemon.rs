@@ -456,6 +456,14 @@ fn wire_worker_stats(queue: u32, cpu: Option<u32>, s: &WorkerStats) -> wire::Wor
     let other = |o: Other| s.other.get(o.index()).copied().unwrap_or(0);
     add(wire::DropReason::UnknownCall, other(Other::UnknownCall));
     add(wire::DropReason::UnknownClient, other(Other::UnknownClient));
+    add(wire::DropReason::HandOffFull, other(Other::HandOffFull));
+    add(wire::DropReason::PuntQueueFull, other(Other::PuntFull));
+    // A full TUN queue is a full ring too.
+    add(
+        wire::DropReason::RingFull,
+        other(Other::TxRingFull).saturating_add(other(Other::TunDropped)),
+    );
+    add(wire::DropReason::NoRoute, other(Other::PeerUnreachable));
     wire::WorkerStats {
         worker: u16::try_from(queue).unwrap_or(u16::MAX),
         cpu,
@@ -470,7 +478,7 @@ fn wire_worker_stats(queue: u32, cpu: Option<u32>, s: &WorkerStats) -> wire::Wor
         drops,
         batches: s.batches,
         batch_packets: s.batch_frames,
-        handed_off: 0,
+        handed_off: other(Other::HandedOff),
         punted: other(Other::ToControl),
     }
 }
@@ -805,8 +813,11 @@ impl Datapath {
     fn call_info(&self, id: u16, facts: &CallFacts) -> CallInfo {
         let (mut upstream, mut downstream, mut dropped) =
             (Traffic::default(), Traffic::default(), 0);
+        let mut owner = None;
         if let Some(call) = self.calls.get_full(id) {
             let state = call.state();
+            // The socket backend has no owners (one upstream thread, locked directions).
+            owner = state.owner().filter(|_| self.socket.is_none());
             let up = state
                 .upstream
                 .lock()
@@ -836,9 +847,9 @@ impl Datapath {
             transmit: facts.transmit,
             receive: facts.receive,
             mtu: facts.mtu,
-            // Today's workers share every call behind per-direction locks: no owner.
-            upstream_owner: None,
-            downstream_owner: None,
+            // A stateful call's owner does both directions; a stateless call has none.
+            upstream_owner: owner,
+            downstream_owner: owner,
             age_secs: facts.since.elapsed().as_secs(),
             upstream,
             downstream,
@@ -1168,6 +1179,23 @@ mod tests {
             [0xC0, 0x21]
         );
         assert_eq!(strip_address_control(vec![0xC0, 0x21]), [0xC0, 0x21]);
+    }
+
+    #[test]
+    fn xdp_errors_point_to_the_socket_backend() {
+        let e = DatapathError::Socket {
+            interface: "eth0".into(),
+            queue: 3,
+            source: Box::new(XskError::Poll(io::Error::other("no AF_XDP"))),
+        };
+        let text = e.to_string();
+        assert!(text.contains("CONFIG_XDP_SOCKETS"), "{text}");
+        assert!(text.contains("--backend socket"), "{text}");
+        assert!(
+            DatapathError::StaticTwoArmed
+                .to_string()
+                .contains("--next-hop-mac")
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use xpptp_datapath::backend::BackendKind;
 use xpptp_datapath::command::{CommandServer, DEFAULT_SOCKET};
 use xpptp_datapath::daemon::{AttachMode, Datapath, DatapathConfig};
 use xpptp_datapath::tun::{self, Ipv4Prefix, TunConfig};
+use xpptp_datapath::worker::Other;
 
 /// xpptp's data path: XDP steering and AF_XDP workers for established PPTP calls, driven
 /// by the control plane over a Unix command socket.
@@ -164,6 +165,19 @@ fn log_stats(datapath: &Datapath) {
         .map(|(name, packets, _)| format!("{name}={packets}"))
         .collect();
     tracing::info!(counters = %xdp.join(" "), "XDP verdicts");
+    let stats = datapath.stats();
+    let named: Vec<String> = Other::ALL
+        .iter()
+        .filter_map(|o| {
+            let n = stats.other.get(o.index()).copied().unwrap_or(0);
+            (n != 0).then(|| format!("{}={n}", o.name()))
+        })
+        .collect();
+    tracing::info!(
+        counters = %named.join(" "),
+        tun = ?datapath.tun_stats(),
+        "datapath counters"
+    );
 }
 
 fn main() -> ExitCode {

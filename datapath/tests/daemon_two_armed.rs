@@ -140,6 +140,12 @@ fn two_armed_forwards_with_resolved_next_hops_both_ways() {
         .establish(&spec.established(client_end.addr), false)
         .expect("establish");
     let mut client = TestClient::new(spec);
+    let listed = datapath.list_calls(0, 10).calls;
+    assert_eq!(
+        (listed[0].upstream_owner, listed[0].downstream_owner),
+        (Some(0), Some(0)),
+        "a stateful call has its owning worker"
+    );
 
     // Upstream, until a packet leaves through the fast path.
     let deadline = Instant::now() + Duration::from_secs(5);
