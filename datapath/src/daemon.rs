@@ -493,7 +493,7 @@ impl Datapath {
     }
 
     /// The socket backend: the raw GRE socket, the TUN device and its threads, and the same
-    /// call table and command path (no XDP maps; no PPP control frames on established calls).
+    /// call table and command path (no XDP maps).
     fn start_socket(config: &DatapathConfig) -> Result<Datapath, DatapathError> {
         let interface = config.interface.as_str();
         let index = ifindex(interface)?;
@@ -508,7 +508,11 @@ impl Datapath {
                 })?,
         };
         let (calls, writer) = CallTable::<WorkerCall>::new();
+        let control = ControlPath::new(1);
+        let events = Arc::new(EventQueue::new(config.event_capacity));
+        connect_punts(&control, &events);
         let mut socket_config = SocketConfig::new(config.tun.clone());
+        socket_config.control = Some(Arc::clone(&control));
         if let Some(threads) = config.socket_threads {
             socket_config.downstream_threads = threads;
         }
@@ -530,8 +534,8 @@ impl Datapath {
             }),
             calls,
             local_address,
-            events: Arc::new(EventQueue::new(config.event_capacity)),
-            control: ControlPath::new(1),
+            events,
+            control,
             workers: Vec::new(),
             readers: None,
             socket: Some(socket),
@@ -623,18 +627,7 @@ impl Datapath {
         worker_config.raw = Some(Arc::new(raw));
         let control = Arc::clone(&worker_config.control);
         let events = Arc::new(EventQueue::new(config.event_capacity));
-        // A worker that punts rings this: it moves every queued punt into the event queue the
-        // command server's pump waits on. This runs on a worker thread, but only for PPP
-        // control frames (a few per call per minute), never for data; the event queue's lock
-        // is held for a push only. `Weak`: the control path must not own itself.
-        {
-            let (events, weak) = (Arc::clone(&events), Arc::downgrade(&control));
-            control.set_notify(move || {
-                if let Some(control) = weak.upgrade() {
-                    move_punts(&control, &events);
-                }
-            });
-        }
+        connect_punts(&control, &events);
         let mut workers = Vec::new();
         let mut inside_sockets = inside_sockets.into_iter();
         for socket in sockets {
@@ -1090,13 +1083,6 @@ impl Fastpath for Datapath {
         if self.calls.get(call).as_ref().is_none() {
             return Err(table_refusal(TableError::NoSuchCall(call)));
         }
-        if self.socket.is_some() {
-            return Err(refused(
-                FailureCode::NotSupported,
-                "the socket backend does not carry PPP control frames on established calls \
-                 (the XDP backend does)",
-            ));
-        }
         self.send_to_worker(call, frame)
     }
 
@@ -1133,6 +1119,19 @@ impl Fastpath for Datapath {
     fn wait_events(&self, out: &mut Vec<Event>, timeout: Duration) {
         self.wait_worker_events(out, timeout);
     }
+}
+
+/// A worker that punts rings this: it moves every queued punt into the event queue the
+/// command server's pump waits on. This runs on a worker thread, but only for PPP control
+/// frames (a few per call per minute), never for data; the event queue's lock is held for a
+/// push only. `Weak`: the control path must not own itself.
+fn connect_punts(control: &Arc<ControlPath>, events: &Arc<EventQueue>) {
+    let (events, weak) = (Arc::clone(events), Arc::downgrade(control));
+    control.set_notify(move || {
+        if let Some(control) = weak.upgrade() {
+            move_punts(&control, &events);
+        }
+    });
 }
 
 /// Moves the workers' punts into the command server's event queue.

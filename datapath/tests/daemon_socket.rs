@@ -7,8 +7,9 @@
 //! b). Through the command socket the test says Hello, Establishes a call (MPPE 128-bit
 //! stateless): the client's GRE arrives decrypted at the inside host, TTL one less; the
 //! inside host's packet to the client's tunnel address reaches the client encrypted; the
-//! listing and the worker statistics show the traffic; SendPpp is refused as not supported
-//! by this backend; Remove empties the listing.
+//! listing and the worker statistics show the traffic; the client's LCP Echo-Request is
+//! punted to the control plane and its SendPpp reaches the client; Remove empties the
+//! listing.
 //!
 //! Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN) and /dev/net/tun; fails with what
 //! is missing otherwise, never skips. `VethPair`'s guard removes the namespaces.
@@ -30,9 +31,7 @@ use xpptp_datapath::command::CommandServer;
 use xpptp_datapath::command::client::Client;
 use xpptp_datapath::daemon::{Datapath, DatapathConfig};
 use xpptp_datapath::tun::{Ipv4Prefix, TunConfig};
-use xpptp_proto::command::{
-    Establish, FailureCode, ListCalls, Message, Remove, SendPpp, WorkerStats,
-};
+use xpptp_proto::command::{Establish, ListCalls, Message, Remove, SendPpp, WorkerStats};
 use xpptp_proto::crypto::mppe::MppeMode;
 use xpptp_proto::wire::ipv4::{IpProtocol, Ipv4Packet};
 
@@ -188,16 +187,48 @@ fn socket_backend_daemon_serves_commands_and_forwards() {
     assert_eq!(calls[0].upstream.packets, 1);
     assert!(calls[0].downstream.packets >= 1, "{calls:?}");
 
-    match control
-        .request(Message::SendPpp(SendPpp {
-            call: 0x2345,
-            frame: vec![0xc0, 0x21, 0x09, 0x01, 0x00, 0x08, 0, 0, 0, 0],
-        }))
-        .unwrap()
-    {
-        Message::Failed(f) => assert_eq!(f.code, FailureCode::NotSupported, "{f:?}"),
-        other => panic!("expected Failed, got {other:?}"),
+    // Control frames: the client's LCP Echo-Request is punted to the control plane; the
+    // control plane's Echo-Reply reaches the client.
+    let echo = [0x09, 0x07, 0x00, 0x08, 0x11, 0x22, 0x33, 0x44];
+    assert!(tx.send(&client.control(&link, 0xC021, &echo)));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let punted = loop {
+        match control.next_event(Duration::from_millis(200)).unwrap() {
+            Some(Message::PppFromPeer(p)) => break p,
+            Some(_) | None => assert!(Instant::now() < deadline, "no punt: {:?}", datapath.stats()),
+        }
+    };
+    assert_eq!(punted.call, 0x2345);
+    assert!(punted.frame.ends_with(&echo), "{:02x?}", punted.frame);
+    let reply = vec![0xc0, 0x21, 0x0A, 0x07, 0x00, 0x08, 0, 0, 0, 0];
+    assert_eq!(
+        control
+            .request(Message::SendPpp(SendPpp {
+                call: 0x2345,
+                frame: reply.clone(),
+            }))
+            .unwrap(),
+        Message::Done
+    );
+    // Skipping data (b's ICMP port unreachable for the first UDP may still be on its way).
+    let got = receive(&rx, |f| {
+        client
+            .open(&link, f)
+            .filter(|r| !r.encrypted && r.ppp.starts_with(&[0xc0, 0x21]))
+    })
+    .unwrap_or_else(|| panic!("the control frame did not reach the client"));
+    assert!(
+        got.ppp.ends_with(&reply),
+        "LCP Echo-Reply as sent: {:02x?}",
+        got.ppp
+    );
+    // Published once per turn of the thread's loop, after the send.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while datapath.stats().control_tx.packets == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
     }
+    let stats = datapath.stats();
+    assert_eq!(stats.control_tx.packets, 1, "{stats:?}");
     assert_eq!(
         control
             .request(Message::Remove(Remove { call: 0x2345 }))
