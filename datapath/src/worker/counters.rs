@@ -53,8 +53,8 @@ pub enum Other {
     /// Upstream packets whose next hop has no MAC yet: resolution asked of the kernel, the
     /// packet written into the TUN (the kernel forwards it and resolves the neighbour).
     NextHopUnresolved,
-    /// Upstream packets forwarded through a neighbour entry the kernel holds as stale (used,
-    /// and its confirmation asked of the kernel).
+    /// Frames sent (either direction) through a neighbour entry the kernel holds as stale
+    /// (used, and its confirmation asked of the kernel).
     NextHopStale,
     /// Upstream packets with no route out of the interfaces we may use (or a reject route):
     /// written into the TUN, the kernel routes them or answers ICMP unreachable.
