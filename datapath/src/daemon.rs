@@ -17,7 +17,7 @@
 //! before the call leaves the table; each establish, replace and remove is all or nothing
 //! (a failed step undoes the earlier ones).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::CString;
 use std::fs;
 use std::io;
@@ -33,12 +33,21 @@ use xpptp_proto::command::{
 use xpptp_proto::ppp::link::Role;
 use xpptp_proto::session::{Established, MppeKeyState};
 
+use crate::backend::socket::{
+    SocketBackend, SocketBackendError, SocketConfig, warn_if_not_forwarding,
+};
+use crate::backend::{BackendKind, XDP_FALLBACK_HINT};
 use crate::calls::{CallTable, CallTableWriter, TableError};
 use crate::command::{Event, EventQueue, Fastpath};
 use crate::packet::{CallState, DropReason, L2Header};
 use crate::punt::{ControlPath, PuntEvent};
+use crate::route::{OutputFilter, Refresher, RefresherConfig, RouteError};
 use crate::steering::{Steering, SteeringError};
-use crate::worker::{Other, Worker, WorkerCall, WorkerConfig, WorkerError, WorkerStats};
+use crate::tun::{Tun, TunConfig, TunError, TunQueue};
+use crate::worker::{
+    NextHops, Other, TunReaderStats, TunReaders, Worker, WorkerCall, WorkerConfig, WorkerError,
+    WorkerStats,
+};
 use crate::xsk::{XskConfig, XskError, XskSocket};
 
 /// How XDP is attached.
@@ -57,6 +66,10 @@ pub enum AttachMode {
 pub struct DatapathConfig {
     /// The interface clients' GRE arrives on (one-armed: the uplink too).
     pub interface: String,
+    /// Two-armed mode: the interface facing the network. Upstream packets leave through it
+    /// (their routes are out of it), downstream packets arrive on it; XDP is attached to
+    /// both, and worker `q` serves queue `q` of both. `None`: one-armed.
+    pub inside: Option<String>,
     pub mode: AttachMode,
     /// Receive queues to serve (one socket and worker each); `None`: every RX queue the
     /// interface has (from sysfs).
@@ -66,30 +79,45 @@ pub struct DatapathConfig {
     pub local_address: Option<Ipv4Addr>,
     /// The interface's MAC, source of every frame sent; `None`: from sysfs.
     pub local_mac: Option<[u8; 6]>,
-    /// Destination MAC of every frame sent (one-armed mode; neighbour resolution to come).
-    pub next_hop_mac: [u8; 6],
+    /// A static next hop: the destination MAC of every frame sent, both directions, instead
+    /// of the kernel's route and neighbour tables (`None`, the default). For a one-armed
+    /// concentrator behind a single router whose MAC is fixed; everything else wants the
+    /// tables (several next hops, failover, ARP changes).
+    pub next_hop_mac: Option<[u8; 6]>,
+    /// The TUN device: the concentrator's tunnel address and the client pool routed into it
+    /// (its `queues` is set to the number of workers).
+    pub tun: TunConfig,
     /// Every queue's UMEM and rings.
     pub xsk: XskConfig,
     /// Pin worker `q` to core `q`.
     pub pin: bool,
     /// Events (punted frames, reset requests) queued for the control plane at most.
     pub event_capacity: usize,
+    /// XDP and AF_XDP workers, or the socket backend (raw GRE socket and TUN).
+    pub backend: BackendKind,
+    /// The socket backend's downstream threads (one TUN queue each); `None`: one per core.
+    pub socket_threads: Option<usize>,
 }
 
 impl DatapathConfig {
-    /// Defaults for `interface` with next hop `next_hop_mac`: native XDP with fallback,
-    /// every queue, addresses from the interface, pinned workers.
-    pub fn new(interface: impl Into<String>, next_hop_mac: [u8; 6]) -> DatapathConfig {
+    /// Defaults for `interface` with the TUN device `tun`: native XDP with fallback, every
+    /// queue, addresses from the interface, next hops from the kernel's tables, pinned
+    /// workers.
+    pub fn new(interface: impl Into<String>, tun: TunConfig) -> DatapathConfig {
         DatapathConfig {
             interface: interface.into(),
+            inside: None,
             mode: AttachMode::Auto,
             queues: None,
             local_address: None,
             local_mac: None,
-            next_hop_mac,
+            next_hop_mac: None,
+            tun,
             xsk: XskConfig::default(),
             pin: true,
             event_capacity: 4096,
+            backend: BackendKind::Xdp,
+            socket_threads: None,
         }
     }
 }
@@ -112,18 +140,26 @@ pub enum DatapathError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "--next-hop-mac gives one next hop for both directions, which only a one-armed \
+         concentrator has; with --inside the next hops come from the kernel's tables"
+    )]
+    StaticTwoArmed,
+    #[error("the inside interface must differ from the outside one ({0})")]
+    SameInterface(String),
     #[error("{interface} has no IPv4 address; add one or pass --local-address")]
     NoLocalAddress { interface: String },
     #[error(
         "loading the XDP program failed: needs CAP_BPF and CAP_NET_ADMIN (run as root, or \
          grant them: setcap cap_bpf,cap_net_admin,cap_net_raw,cap_ipc_lock+ep, or systemd \
-         AmbientCapabilities=) and a kernel with BPF"
+         AmbientCapabilities=) and a kernel with BPF; {XDP_FALLBACK_HINT}"
     )]
     Load(#[source] Box<SteeringError>),
     #[error(
         "attaching XDP to {interface} in {mode} mode failed: needs CAP_NET_ADMIN; in native \
          mode also a driver with XDP support (try --mode generic); another XDP program on the \
-         interface must be removed first (`ip link set dev {interface} xdp off`)"
+         interface must be removed first (`ip link set dev {interface} xdp off`); \
+         {XDP_FALLBACK_HINT}"
     )]
     Attach {
         interface: String,
@@ -139,7 +175,8 @@ pub enum DatapathError {
     },
     #[error(
         "AF_XDP socket for {interface} queue {queue} failed (needs a kernel with \
-         CONFIG_XDP_SOCKETS, CAP_NET_RAW, and the queue must exist: see --queues)"
+         CONFIG_XDP_SOCKETS, CAP_NET_RAW, and the queue must exist: see --queues); \
+         {XDP_FALLBACK_HINT}"
     )]
     Socket {
         interface: String,
@@ -147,6 +184,19 @@ pub enum DatapathError {
         #[source]
         source: Box<XskError>,
     },
+    #[error("the TUN device: {0}")]
+    Tun(#[from] TunError),
+    #[error("the socket backend: {0}")]
+    SocketBackend(#[from] SocketBackendError),
+    #[error("starting the TUN readers failed: {0}")]
+    TunReaders(#[source] io::Error),
+    #[error("the route and neighbour tables: {0}")]
+    Routes(#[from] RouteError),
+    #[error(
+        "opening a raw IPv4 socket (sending GRE to clients whose next hop the kernel resolves) \
+         failed: needs CAP_NET_RAW: {0}"
+    )]
+    RawSocket(#[source] io::Error),
     #[error("starting the worker of queue {queue} failed")]
     Worker {
         queue: u32,
@@ -170,16 +220,53 @@ struct CallFacts {
     since: Instant,
 }
 
+/// The XDP maps of every interface's program (one, or two when two-armed), changed
+/// together; with the socket backend there is nothing to steer (the kernel delivers GRE to
+/// the raw socket and routes the pool into the TUN by itself) and every change succeeds. A
+/// change is applied to each program in turn and stops at the first failure; the callers'
+/// undo steps are applied to all (each is idempotent).
+#[derive(Debug)]
+struct Maps(Vec<Steering>);
+
+impl Maps {
+    fn each(
+        &mut self,
+        mut f: impl FnMut(&mut Steering) -> Result<(), SteeringError>,
+    ) -> Result<(), SteeringError> {
+        self.0.iter_mut().try_for_each(&mut f)
+    }
+
+    fn establish_call(
+        &mut self,
+        id: u16,
+        peer: Ipv4Addr,
+        plain: bool,
+    ) -> Result<(), SteeringError> {
+        self.each(|s| s.establish_call(id, peer, plain))
+    }
+
+    fn remove_call(&mut self, id: u16) -> Result<(), SteeringError> {
+        self.each(|s| s.remove_call(id))
+    }
+
+    fn add_client(&mut self, client: Ipv4Addr, id: u16) -> Result<(), SteeringError> {
+        self.each(|s| s.add_client(client, id))
+    }
+
+    fn remove_client(&mut self, client: Ipv4Addr) -> Result<(), SteeringError> {
+        self.each(|s| s.remove_client(client))
+    }
+}
 /// Everything the command path changes, under one lock.
 #[derive(Debug)]
 struct Inner {
-    steering: Steering,
+    steering: Maps,
     writer: CallTableWriter<WorkerCall>,
     facts: BTreeMap<u16, CallFacts>,
 }
 
 /// The running datapath. Field order is drop order: XDP is detached (with `inner`) before
-/// the workers stop.
+/// the workers stop; the TUN device goes with the last of its queues (workers and readers).
 #[derive(Debug)]
 pub struct Datapath {
     inner: Mutex<Inner>,
@@ -188,6 +275,10 @@ pub struct Datapath {
     events: Arc<EventQueue>,
     control: Arc<ControlPath>,
     workers: Vec<Worker>,
+    readers: Option<TunReaders>,
+    socket: Option<SocketBackend>,
+    tun_name: String,
+    refresher: Option<Refresher>,
 }
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -365,6 +456,14 @@ fn wire_worker_stats(queue: u32, cpu: Option<u32>, s: &WorkerStats) -> wire::Wor
     let other = |o: Other| s.other.get(o.index()).copied().unwrap_or(0);
     add(wire::DropReason::UnknownCall, other(Other::UnknownCall));
     add(wire::DropReason::UnknownClient, other(Other::UnknownClient));
+    add(wire::DropReason::HandOffFull, other(Other::HandOffFull));
+    add(wire::DropReason::PuntQueueFull, other(Other::PuntFull));
+    // A full TUN queue is a full ring too.
+    add(
+        wire::DropReason::RingFull,
+        other(Other::TxRingFull).saturating_add(other(Other::TunDropped)),
+    );
+    add(wire::DropReason::NoRoute, other(Other::PeerUnreachable));
     wire::WorkerStats {
         worker: u16::try_from(queue).unwrap_or(u16::MAX),
         cpu,
@@ -379,20 +478,91 @@ fn wire_worker_stats(queue: u32, cpu: Option<u32>, s: &WorkerStats) -> wire::Wor
         drops,
         batches: s.batches,
         batch_packets: s.batch_frames,
-        handed_off: 0,
+        handed_off: other(Other::HandedOff),
         punted: other(Other::ToControl),
     }
 }
 
 impl Datapath {
-    /// Loads and attaches XDP on `config.interface`, opens one AF_XDP socket per queue and
-    /// starts one worker per socket. No call is established.
+    /// Starts the configured backend. No call is established.
     pub fn start(config: &DatapathConfig) -> Result<Datapath, DatapathError> {
+        match config.backend {
+            BackendKind::Xdp => Datapath::start_xdp(config),
+            BackendKind::Socket => Datapath::start_socket(config),
+        }
+    }
+
+    /// The socket backend: the raw GRE socket, the TUN device and its threads, and the same
+    /// call table and command path (no XDP maps).
+    fn start_socket(config: &DatapathConfig) -> Result<Datapath, DatapathError> {
         let interface = config.interface.as_str();
         let index = ifindex(interface)?;
-        let queues = match config.queues {
-            Some(q) => q.max(1),
-            None => rx_queues(interface, index.0)?,
+        let local_address = match config.local_address {
+            Some(a) => a,
+            None => index
+                .addresses()
+                .ok()
+                .and_then(|(v4, _)| v4)
+                .ok_or_else(|| DatapathError::NoLocalAddress {
+                    interface: interface.to_owned(),
+                })?,
+        };
+        let (calls, writer) = CallTable::<WorkerCall>::new();
+        let control = ControlPath::new(1);
+        let events = Arc::new(EventQueue::new(config.event_capacity));
+        connect_punts(&control, &events);
+        let mut socket_config = SocketConfig::new(config.tun.clone());
+        socket_config.control = Some(Arc::clone(&control));
+        if let Some(threads) = config.socket_threads {
+            socket_config.downstream_threads = threads;
+        }
+        socket_config.pin = config.pin;
+        let socket = SocketBackend::spawn(Arc::clone(&calls), socket_config)?;
+        let tun_name = socket.tun_name().to_owned();
+        tracing::info!(
+            interface,
+            %local_address,
+            tun = %tun_name,
+            threads = socket.threads(),
+            "datapath running (socket backend)"
+        );
+        Ok(Datapath {
+            inner: Mutex::new(Inner {
+                steering: Maps(Vec::new()),
+                writer,
+                facts: BTreeMap::new(),
+            }),
+            calls,
+            local_address,
+            events,
+            control,
+            workers: Vec::new(),
+            readers: None,
+            socket: Some(socket),
+            tun_name,
+            refresher: None,
+        })
+    }
+
+    /// Loads and attaches XDP on `config.interface`, opens one AF_XDP socket per queue and
+    /// starts one worker per socket.
+    fn start_xdp(config: &DatapathConfig) -> Result<Datapath, DatapathError> {
+        let interface = config.interface.as_str();
+        let index = ifindex(interface)?;
+        let inside = match config.inside.as_deref() {
+            Some(name) if name == interface => {
+                return Err(DatapathError::SameInterface(name.to_owned()));
+            }
+            Some(_) if config.next_hop_mac.is_some() => return Err(DatapathError::StaticTwoArmed),
+            Some(name) => Some((name, ifindex(name)?)),
+            None => None,
+        };
+        let queues = match (config.queues, inside) {
+            (Some(q), _) => q.max(1),
+            (None, None) => rx_queues(interface, index.0)?,
+            (None, Some((name, inside))) => {
+                rx_queues(interface, index.0)?.min(rx_queues(name, inside.0)?)
+            }
         };
         let local_mac = match config.local_mac {
             Some(mac) => mac,
@@ -409,67 +579,89 @@ impl Datapath {
                 })?,
         };
 
-        let mut steering = Steering::load().map_err(|e| DatapathError::Load(Box::new(e)))?;
-        let mut sockets = Vec::new();
-        for queue in 0..queues {
-            let socket = XskSocket::open(index.0, queue, config.xsk).map_err(|source| {
-                DatapathError::Socket {
-                    interface: interface.to_owned(),
-                    queue,
-                    source: Box::new(source),
-                }
-            })?;
-            steering
-                .set_socket(queue, &socket)
-                .map_err(|source| DatapathError::Maps {
-                    what: "an AF_XDP socket",
-                    source: Box::new(source),
+        let workers_n = usize::try_from(queues).unwrap_or(usize::MAX);
+        // Next hops: the kernel's tables, limited to the interface the workers send on (a
+        // route out of another interface is no route for them: the kernel forwards it).
+        let (next_hops, refresher) = match config.next_hop_mac {
+            Some(mac) => (NextHops::Static(L2Header::ethernet(mac, local_mac)), None),
+            None => {
+                // Two-armed: upstream routes out of the inside, GRE to clients out of the
+                // outside (and a destination routed back out of the outside leaves there,
+                // as the kernel would route it).
+                let mut interfaces = HashSet::from([index.0]);
+                interfaces.extend(inside.map(|(_, i)| i.0));
+                let (routes, refresher) = Refresher::start(RefresherConfig {
+                    filter: OutputFilter::Only(interfaces),
+                    ..RefresherConfig::default()
                 })?;
-            sockets.push(socket);
+                (NextHops::Routes(routes), Some(refresher))
+            }
+        };
+        let mut tun_config = config.tun.clone();
+        tun_config.queues = workers_n;
+        let tun = Tun::create(tun_config)?;
+        let tun_name = tun.name().to_owned();
+        warn_if_not_forwarding(&tun_name);
+        let tun_queues: Arc<[TunQueue]> = tun.into_queues().into();
+        let raw = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::RAW,
+            Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
+        )
+        .map_err(DatapathError::RawSocket)?;
+
+        // One program (with its own maps: an XSKMAP is indexed by queue) per interface.
+        let (steering, sockets) = steer(interface, index.0, queues, config)?;
+        let mut steerings = vec![steering];
+        let mut inside_sockets = Vec::new();
+        if let Some((name, inside)) = inside {
+            let (steering, sockets) = steer(name, inside.0, queues, config)?;
+            steerings.push(steering);
+            inside_sockets = sockets;
         }
-        attach(&mut steering, interface, config.mode)?;
 
         let (calls, writer) = CallTable::<WorkerCall>::new();
-        let workers_n = usize::try_from(queues).unwrap_or(usize::MAX);
-        let mut worker_config = WorkerConfig::new(
-            L2Header::ethernet(config.next_hop_mac, local_mac),
-            workers_n,
-        );
+        let mut worker_config = WorkerConfig::new(next_hops, workers_n);
         worker_config.pin = config.pin;
+        worker_config.tun = Some(Arc::clone(&tun_queues));
+        worker_config.raw = Some(Arc::new(raw));
         let control = Arc::clone(&worker_config.control);
         let events = Arc::new(EventQueue::new(config.event_capacity));
-        // A worker that punts rings this: it moves every queued punt into the event queue the
-        // command server's pump waits on. This runs on a worker thread, but only for PPP
-        // control frames (a few per call per minute), never for data; the event queue's lock
-        // is held for a push only. `Weak`: the control path must not own itself.
-        {
-            let (events, weak) = (Arc::clone(&events), Arc::downgrade(&control));
-            control.set_notify(move || {
-                if let Some(control) = weak.upgrade() {
-                    move_punts(&control, &events);
-                }
-            });
-        }
+        connect_punts(&control, &events);
         let mut workers = Vec::new();
+        let mut inside_sockets = inside_sockets.into_iter();
         for socket in sockets {
             let queue = socket.queue();
-            let worker = Worker::spawn(socket, Arc::clone(&calls), worker_config.clone()).map_err(
-                |source| DatapathError::Worker {
-                    queue,
-                    source: Box::new(source),
-                },
-            )?;
+            let (calls, config) = (Arc::clone(&calls), worker_config.clone());
+            let worker = match inside_sockets.next() {
+                Some(inside) => Worker::spawn_two_armed(socket, inside, calls, config),
+                None => Worker::spawn(socket, calls, config),
+            }
+            .map_err(|source| DatapathError::Worker {
+                queue,
+                source: Box::new(source),
+            })?;
             workers.push(worker);
         }
+        let readers = TunReaders::spawn(
+            &tun_queues,
+            &calls,
+            &worker_config.handoff,
+            worker_config.poll_timeout.max(Duration::from_millis(10)),
+        )
+        .map_err(DatapathError::TunReaders)?;
         tracing::info!(
             interface,
+            inside = config.inside.as_deref().unwrap_or("none (one-armed)"),
             queues,
             %local_address,
+            tun = %tun_name,
+            next_hops = if refresher.is_some() { "kernel tables" } else { "static" },
             "datapath running"
         );
         Ok(Datapath {
             inner: Mutex::new(Inner {
-                steering,
+                steering: Maps(steerings),
                 writer,
                 facts: BTreeMap::new(),
             }),
@@ -478,7 +670,46 @@ impl Datapath {
             events,
             control,
             workers,
+            readers: Some(readers),
+            socket: None,
+            tun_name,
+            refresher,
         })
+    }
+
+    /// The TUN device's name.
+    pub fn tun_name(&self) -> &str {
+        &self.tun_name
+    }
+
+    /// What the TUN readers counted (XDP backend; the socket backend has none).
+    pub fn tun_stats(&self) -> TunReaderStats {
+        self.readers
+            .as_ref()
+            .map(TunReaders::stats)
+            .unwrap_or_default()
+    }
+
+    /// Every worker's (or socket backend thread's) counters summed, as last published.
+    pub fn stats(&self) -> WorkerStats {
+        match &self.socket {
+            Some(socket) => socket.snapshot(),
+            None => crate::worker::sum(&self.workers),
+        }
+    }
+
+    /// The backend running.
+    pub fn backend(&self) -> BackendKind {
+        match self.socket {
+            Some(_) => BackendKind::Socket,
+            None => BackendKind::Xdp,
+        }
+    }
+
+    /// Workers a call is established for: the AF_XDP workers, or one (the socket backend
+    /// has a single upstream thread and locks each direction).
+    fn worker_count(&self) -> usize {
+        self.workers.len().max(1)
     }
 
     /// Our outer address, as calls are established with it.
@@ -488,16 +719,25 @@ impl Datapath {
 
     /// The XDP program's verdict counters, summed over CPUs, by slot name.
     pub fn xdp_counters(&self) -> Vec<(&'static str, u64, u64)> {
-        match lock(&self.inner).steering.counters() {
-            Ok(c) => c
-                .into_iter()
-                .map(|(slot, c)| (slot.name(), c.packets, c.bytes))
-                .collect(),
-            Err(e) => {
-                tracing::warn!("reading the XDP counters failed: {e}");
-                Vec::new()
+        let inner = lock(&self.inner);
+        let mut total: Vec<(&'static str, u64, u64)> = Vec::new();
+        for steering in &inner.steering.0 {
+            match steering.counters() {
+                Ok(c) => {
+                    for (slot, c) in c {
+                        match total.iter_mut().find(|(name, ..)| *name == slot.name()) {
+                            Some(t) => {
+                                t.1 = t.1.saturating_add(c.packets);
+                                t.2 = t.2.saturating_add(c.bytes);
+                            }
+                            None => total.push((slot.name(), c.packets, c.bytes)),
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("reading the XDP counters failed: {e}"),
             }
         }
+        total
     }
 
     /// Detaches XDP (the kernel handles the interface's traffic again), then stops the
@@ -506,6 +746,9 @@ impl Datapath {
         let Datapath {
             inner,
             workers,
+            readers,
+            socket,
+            refresher,
             events,
             control,
             ..
@@ -524,6 +767,17 @@ impl Datapath {
             if let Err(e) = worker.stop() {
                 tracing::warn!(queue, "worker stopped with an error: {e}");
             }
+        }
+        if let Some(readers) = readers {
+            readers.stop();
+        }
+        if let Some(socket) = socket
+            && let Err(e) = socket.stop()
+        {
+            tracing::warn!("the socket backend stopped with an error: {e}");
+        }
+        if let Some(refresher) = refresher {
+            refresher.stop();
         }
         tracing::info!("workers stopped");
     }
@@ -552,8 +806,11 @@ impl Datapath {
     fn call_info(&self, id: u16, facts: &CallFacts) -> CallInfo {
         let (mut upstream, mut downstream, mut dropped) =
             (Traffic::default(), Traffic::default(), 0);
+        let mut owner = None;
         if let Some(call) = self.calls.get_full(id) {
             let state = call.state();
+            // The socket backend has no owners (one upstream thread, locked directions).
+            owner = state.owner().filter(|_| self.socket.is_none());
             let up = state
                 .upstream
                 .lock()
@@ -583,15 +840,44 @@ impl Datapath {
             transmit: facts.transmit,
             receive: facts.receive,
             mtu: facts.mtu,
-            // Today's workers share every call behind per-direction locks: no owner.
-            upstream_owner: None,
-            downstream_owner: None,
+            // A stateful call's owner does both directions; a stateless call has none.
+            upstream_owner: owner,
+            downstream_owner: owner,
             age_secs: facts.since.elapsed().as_secs(),
             upstream,
             downstream,
             dropped,
         }
     }
+}
+
+/// Loads a program for `interface`, opens and registers one AF_XDP socket per queue, and
+/// attaches it.
+fn steer(
+    interface: &str,
+    index: u32,
+    queues: u32,
+    config: &DatapathConfig,
+) -> Result<(Steering, Vec<XskSocket>), DatapathError> {
+    let mut steering = Steering::load().map_err(|e| DatapathError::Load(Box::new(e)))?;
+    let mut sockets = Vec::new();
+    for queue in 0..queues {
+        let socket =
+            XskSocket::open(index, queue, config.xsk).map_err(|source| DatapathError::Socket {
+                interface: interface.to_owned(),
+                queue,
+                source: Box::new(source),
+            })?;
+        steering
+            .set_socket(queue, &socket)
+            .map_err(|source| DatapathError::Maps {
+                what: "an AF_XDP socket",
+                source: Box::new(source),
+            })?;
+        sockets.push(socket);
+    }
+    attach(&mut steering, interface, config.mode)?;
+    Ok((steering, sockets))
 }
 
 fn attach(steering: &mut Steering, interface: &str, mode: AttachMode) -> Result<(), DatapathError> {
@@ -720,7 +1006,11 @@ const MAX_PPP_FRAME: usize = 1504;
 
 impl Fastpath for Datapath {
     fn workers(&self) -> u16 {
-        u16::try_from(self.workers.len()).unwrap_or(u16::MAX)
+        let n = match &self.socket {
+            Some(socket) => socket.threads(),
+            None => self.workers.len(),
+        };
+        u16::try_from(n).unwrap_or(u16::MAX)
     }
 
     fn call_count(&self) -> u32 {
@@ -766,7 +1056,7 @@ impl Fastpath for Datapath {
         };
         let call = WorkerCall::new(
             CallState::from_established(est, self.local_address),
-            self.workers.len(),
+            self.worker_count(),
         );
         let mut inner = lock(&self.inner);
         match (replace, inner.facts.contains_key(&id)) {
@@ -811,6 +1101,10 @@ impl Fastpath for Datapath {
     }
 
     fn worker_stats(&self) -> Vec<wire::WorkerStats> {
+        // The socket backend's threads report as one worker (their counters summed).
+        if let Some(socket) = &self.socket {
+            return vec![wire_worker_stats(0, None, &socket.snapshot())];
+        }
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         self.workers
             .iter()
@@ -825,6 +1119,19 @@ impl Fastpath for Datapath {
     fn wait_events(&self, out: &mut Vec<Event>, timeout: Duration) {
         self.wait_worker_events(out, timeout);
     }
+}
+
+/// A worker that punts rings this: it moves every queued punt into the event queue the
+/// command server's pump waits on. This runs on a worker thread, but only for PPP control
+/// frames (a few per call per minute), never for data; the event queue's lock is held for a
+/// push only. `Weak`: the control path must not own itself.
+fn connect_punts(control: &Arc<ControlPath>, events: &Arc<EventQueue>) {
+    let (events, weak) = (Arc::clone(events), Arc::downgrade(control));
+    control.set_notify(move || {
+        if let Some(control) = weak.upgrade() {
+            move_punts(&control, &events);
+        }
+    });
 }
 
 /// Moves the workers' punts into the command server's event queue.
@@ -871,6 +1178,23 @@ mod tests {
             [0xC0, 0x21]
         );
         assert_eq!(strip_address_control(vec![0xC0, 0x21]), [0xC0, 0x21]);
+    }
+
+    #[test]
+    fn xdp_errors_point_to_the_socket_backend() {
+        let e = DatapathError::Socket {
+            interface: "eth0".into(),
+            queue: 3,
+            source: Box::new(XskError::Poll(io::Error::other("no AF_XDP"))),
+        };
+        let text = e.to_string();
+        assert!(text.contains("CONFIG_XDP_SOCKETS"), "{text}");
+        assert!(text.contains("--backend socket"), "{text}");
+        assert!(
+            DatapathError::StaticTwoArmed
+                .to_string()
+                .contains("--next-hop-mac")
+        );
     }
 
     #[test]

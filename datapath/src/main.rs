@@ -1,5 +1,7 @@
 //! `xpptp-datapath`: attaches the XDP steering program, runs one AF_XDP worker per receive
-//! queue, and serves the command socket the control plane establishes calls through.
+//! queue (or, with `--backend socket`, the raw-socket and TUN backend), creates the TUN
+//! device for the kernel's share of the traffic, and serves the command socket the control
+//! plane establishes calls through.
 //!
 //! SIGTERM or SIGINT: the command socket closes (its file is removed), XDP is detached (the
 //! kernel handles the interface's traffic again) and the workers stop.
@@ -16,8 +18,11 @@ use clap::{Parser, ValueEnum};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing_subscriber::EnvFilter;
+use xpptp_datapath::backend::BackendKind;
 use xpptp_datapath::command::{CommandServer, DEFAULT_SOCKET};
 use xpptp_datapath::daemon::{AttachMode, Datapath, DatapathConfig};
+use xpptp_datapath::tun::{self, Ipv4Prefix, TunConfig};
+use xpptp_datapath::worker::Other;
 
 /// xpptp's data path: XDP steering and AF_XDP workers for established PPTP calls, driven
 /// by the control plane over a Unix command socket.
@@ -30,6 +35,18 @@ struct Args {
     /// Interface the clients' GRE arrives on (and, one-armed, the uplink).
     #[arg(short, long)]
     interface: String,
+    /// Two-armed mode: the interface facing the network (upstream leaves through it,
+    /// downstream arrives on it; XDP on both, worker N serves queue N of both) [default:
+    /// one-armed].
+    #[arg(long)]
+    inside: Option<String>,
+    /// I/O backend: xdp (XDP steering and AF_XDP workers) or socket (raw GRE socket and the
+    /// TUN device, for hosts without XDP; slower).
+    #[arg(long, value_enum, default_value_t = BackendKind::Xdp)]
+    backend: BackendKind,
+    /// The socket backend's downstream threads, one TUN queue each [default: one per core].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    socket_threads: Option<u16>,
     /// XDP attach mode: native (in the driver), generic (skb, any interface, slower), or
     /// auto (native, falling back to generic with a warning).
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
@@ -41,10 +58,25 @@ struct Args {
     /// The command socket (created 0600, its directory 0750 if missing).
     #[arg(long, default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
-    /// MAC address of the next hop every frame is sent to (one-armed mode), as
-    /// aa:bb:cc:dd:ee:ff.
+    /// A static next hop: every frame, both directions, goes to this MAC (aa:bb:cc:dd:ee:ff)
+    /// instead of the next hop the kernel's route and neighbour tables give [default: the
+    /// kernel's tables].
     #[arg(long, value_parser = parse_mac)]
-    next_hop_mac: [u8; 6],
+    next_hop_mac: Option<[u8; 6]>,
+    /// The concentrator's own tunnel address and prefix on the TUN device, as
+    /// 192.168.77.1/24 (the server address IPCP gives the clients).
+    #[arg(long, value_parser = parse_prefix)]
+    tunnel_address: Ipv4Prefix,
+    /// A client address pool routed into the TUN device, as 192.168.77.0/24 (repeatable):
+    /// what the kernel sends to these addresses is encapsulated to the clients.
+    #[arg(long = "pool", value_parser = parse_prefix)]
+    pools: Vec<Ipv4Prefix>,
+    /// The TUN device's name.
+    #[arg(long, default_value = tun::DEFAULT_NAME)]
+    tun_name: String,
+    /// The TUN device's MTU: the largest inner packet of a call.
+    #[arg(long, default_value_t = 1400, value_parser = clap::value_parser!(u16).range(576..))]
+    tun_mtu: u16,
     /// Our outer IPv4 address, the one clients' control connections reach [default: the
     /// interface's].
     #[arg(long)]
@@ -93,6 +125,14 @@ fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     }
 }
 
+fn parse_prefix(s: &str) -> Result<Ipv4Prefix, String> {
+    let bad = || format!("{s:?} is not an IPv4 prefix (expected a.b.c.d/len, len 0 to 32)");
+    let (addr, len) = s.split_once('/').ok_or_else(bad)?;
+    let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    Ipv4Prefix::new(addr, len).ok_or_else(bad)
+}
+
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -125,6 +165,19 @@ fn log_stats(datapath: &Datapath) {
         .map(|(name, packets, _)| format!("{name}={packets}"))
         .collect();
     tracing::info!(counters = %xdp.join(" "), "XDP verdicts");
+    let stats = datapath.stats();
+    let named: Vec<String> = Other::ALL
+        .iter()
+        .filter_map(|o| {
+            let n = stats.other.get(o.index()).copied().unwrap_or(0);
+            (n != 0).then(|| format!("{}={n}", o.name()))
+        })
+        .collect();
+    tracing::info!(
+        counters = %named.join(" "),
+        tun = ?datapath.tun_stats(),
+        "datapath counters"
+    );
 }
 
 fn main() -> ExitCode {
@@ -141,7 +194,15 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    let mut config = DatapathConfig::new(args.interface.clone(), args.next_hop_mac);
+    let mut tun = TunConfig::new(args.tunnel_address);
+    tun.name = args.tun_name.clone();
+    tun.mtu = args.tun_mtu;
+    tun.routes = args.pools.clone();
+    let mut config = DatapathConfig::new(args.interface.clone(), tun);
+    config.next_hop_mac = args.next_hop_mac;
+    config.inside = args.inside.clone();
+    config.backend = args.backend;
+    config.socket_threads = args.socket_threads.map(usize::from);
     config.mode = match args.mode {
         Mode::Native => AttachMode::Native,
         Mode::Generic => AttachMode::Generic,

@@ -4,9 +4,11 @@
 //! Namespace a runs the datapath on `xa` (native XDP, one queue, copy-mode AF_XDP) and its
 //! command server on a socket in a temporary directory. Namespace b is the PPTP client and
 //! the inside host over the same link (one-armed mode). The test says Hello, Establishes a
-//! call (MPPE 128-bit stateless, keys made up here), sends an MPPE GRE frame from b and sees
-//! the decrypted packet come back out of `xa`; the listing shows the call and its counters;
-//! after Remove the next frame of the call is no longer forwarded.
+//! call (MPPE 128-bit stateless, keys made up here), sends MPPE GRE frames from b and sees
+//! the decrypted packets come back out of `xa`: the first through the TUN (the kernel
+//! forwards it while the next hop, b, is resolved: no MAC is configured), the later ones
+//! from the fast path once the route cache has b's MAC; the listing shows the call and its
+//! counters; after Remove the next frame of the call is no longer forwarded.
 //!
 //! Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF, CAP_NET_RAW); fails with what is
 //! missing otherwise, never skips. `VethPair`'s guard removes the namespaces.
@@ -25,6 +27,8 @@ use common::packet_socket::PacketSocket;
 use xpptp_datapath::command::CommandServer;
 use xpptp_datapath::command::client::Client;
 use xpptp_datapath::daemon::{AttachMode, Datapath, DatapathConfig, DatapathError};
+use xpptp_datapath::tun::{Ipv4Prefix, TunConfig};
+use xpptp_datapath::worker::Other;
 use xpptp_datapath::xsk::{BindMode, XskConfig};
 use xpptp_proto::command::{
     CallInfo, Establish, FailureCode, ListCalls, Message, Remove, SendPpp, WorkerStats,
@@ -203,7 +207,16 @@ fn daemon_establishes_forwards_lists_and_removes_a_call() {
         )
     });
 
-    let mut config = DatapathConfig::new(a.ifname, b.mac);
+    // The inside host is reached through b; forwarding on, so what goes through the TUN is
+    // routed.
+    let via = b.addr.to_string();
+    common::netns::ip(&["-n", &a.netns, "route", "add", &inside, "via", &via]);
+    run_in(&a.netns, || {
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("enable forwarding")
+    });
+    let mut tun = TunConfig::new(Ipv4Prefix::new(Ipv4Addr::new(10, 8, 0, 1), 24).unwrap());
+    tun.name = "xpptp-dm".into();
+    let mut config = DatapathConfig::new(a.ifname, tun);
     config.mode = AttachMode::Native;
     config.queues = Some(1);
     config.pin = false;
@@ -248,23 +261,44 @@ fn daemon_establishes_forwards_lists_and_removes_a_call() {
         .unwrap();
     assert_eq!(reply, Message::Done);
 
-    // Upstream: the client's MPPE GRE comes out of xa decrypted, TTL one less.
+    // Upstream: the client's MPPE GRE comes out of xa decrypted, TTL one less, to b's MAC
+    // (resolved, not configured). The first packet finds the next hop unresolved and goes
+    // through the TUN; once the route cache has b's MAC the workers forward themselves.
     let mut client = PptpClient {
         enc: MppeEncryptor::new(&UP_KEY, MppeStrength::Bits128, MppeMode::Stateless),
         seq: RECV_HIGHEST,
     };
-    let inner = udp(0x11);
-    assert!(peer_tx.send(&client.frame(&pair, &inner)));
-    let got = receive_inner(&peer_rx, Duration::from_secs(5)).unwrap_or_else(|| {
-        panic!(
-            "the decrypted packet did not come out; workers {:?}; XDP {:?}",
-            worker_stats(&mut control),
-            datapath.xdp_counters()
-        )
-    });
-    assert_eq!(&got[..6], &b.mac, "to the next hop");
-    assert_eq!(&got[6..12], &a.mac, "from xa");
-    assert_eq!(&got[ETH_LEN..], &decremented(&inner)[..]);
+    let mut sent = 0u64;
+    let mut inner_bytes = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let inner = udp(0x11);
+        assert!(peer_tx.send(&client.frame(&pair, &inner)));
+        sent += 1;
+        inner_bytes += inner.len() as u64;
+        let got = receive_inner(&peer_rx, Duration::from_secs(5)).unwrap_or_else(|| {
+            panic!(
+                "decrypted packet {sent} did not come out; workers {:?}; XDP {:?}",
+                datapath.stats(),
+                datapath.xdp_counters()
+            )
+        });
+        assert_eq!(&got[..6], &b.mac, "to the next hop");
+        assert_eq!(&got[6..12], &a.mac, "from xa");
+        assert_eq!(&got[ETH_LEN..], &decremented(&inner)[..]);
+        let stats = wait_for(|| datapath.stats(), |s| s.up_rx.packets == sent);
+        if sent == 1 {
+            assert_eq!(
+                stats.other[Other::NextHopUnresolved.index()],
+                1,
+                "the first packet finds no MAC for b: {stats:?}"
+            );
+        }
+        if stats.up_tx.packets > 0 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // The listing shows the call and its counters.
     let calls = list(&mut control);
@@ -276,8 +310,8 @@ fn daemon_establishes_forwards_lists_and_removes_a_call() {
     );
     assert_eq!(call.client_tunnel_address, CLIENT_TUNNEL);
     assert_eq!(call.user.as_deref(), Some(&b"pptpuser"[..]));
-    assert_eq!(call.upstream.packets, 1);
-    assert_eq!(call.upstream.bytes, inner.len() as u64);
+    assert_eq!(call.upstream.packets, sent);
+    assert_eq!(call.upstream.bytes, inner_bytes);
     assert_eq!(call.dropped, 0);
     assert!(call.receive.is_some() && call.transmit.is_some());
     let stats = wait_for(
@@ -285,8 +319,11 @@ fn daemon_establishes_forwards_lists_and_removes_a_call() {
         |s| s.first().is_some_and(|w| w.upstream.tx.packets == 1),
     );
     assert_eq!(stats.len(), 1);
-    assert_eq!(stats[0].upstream.rx.packets, 1, "{stats:?}");
-    assert_eq!(stats[0].upstream.tx.packets, 1, "{stats:?}");
+    assert_eq!(stats[0].upstream.rx.packets, sent, "{stats:?}");
+    assert_eq!(
+        stats[0].upstream.tx.packets, 1,
+        "the last packet left through the fast path, with b's resolved MAC: {stats:?}"
+    );
 
     // Refusals change nothing: another call with the same client address, the same call ID
     // without replace; a PPP frame for no call.
@@ -323,7 +360,7 @@ fn daemon_establishes_forwards_lists_and_removes_a_call() {
         FailureCode::NoSuchCall
     );
     assert_eq!(list(&mut control).len(), 1);
-    assert_eq!(list(&mut control)[0].upstream.packets, 1, "untouched");
+    assert_eq!(list(&mut control)[0].upstream.packets, sent, "untouched");
     // Replace: a fresh state for the same call (MPPE and counters start again).
     assert_eq!(
         control
@@ -354,7 +391,7 @@ fn daemon_establishes_forwards_lists_and_removes_a_call() {
     );
     let stats = worker_stats(&mut control);
     assert_eq!(
-        stats[0].upstream.rx.packets, 1,
+        stats[0].upstream.rx.packets, sent,
         "the frame no longer reaches a worker: {stats:?}"
     );
 

@@ -28,6 +28,14 @@
 //! GRE of unknown calls is counted ([`Other::UnknownCall`]) and dropped here: in socket mode
 //! the control plane reads GRE on a raw socket of its own, which gets its own copy.
 //!
+//! # Control frames
+//!
+//! With a [`ControlPath`] ([`SocketConfig::control`]), PPP control frames and MPPE
+//! Reset-Requests of established calls are punted by the upstream thread, as the AF_XDP
+//! workers punt them; the control plane's frames for a call
+//! ([`ControlPath::send_ppp`], with `ControlPath::new(1)`: all for worker 0) are numbered,
+//! encrypted when they must be and sent by downstream thread 0, within one poll timeout.
+//!
 //! # TTL
 //!
 //! The kernel forwards what the TUN hands it and decrements the TTL then. So that a packet
@@ -61,6 +69,7 @@ use crate::calls::CallTable;
 use crate::packet::{
     self, DecapVerdict, DropReason, ENCAP_HEADROOM, ETHERNET_LEN, EncapVerdict, L2Header,
 };
+use crate::punt::{ControlPath, OutgoingPpp, Punt, PuntEvent};
 use crate::tun::{Tun, TunConfig, TunError, TunQueue, wait_readable};
 use crate::worker::{Other, SharedCounters, WorkerCall, WorkerStats};
 
@@ -85,6 +94,9 @@ pub struct SocketConfig {
     /// Pin downstream thread `i` to core `i` (when that core exists); the upstream thread
     /// stays unpinned.
     pub pin: bool,
+    /// Where PPP control frames of established calls are punted, and the control plane's
+    /// frames taken from (worker 0's queue). `None`: they are counted and dropped.
+    pub control: Option<Arc<ControlPath>>,
 }
 
 impl SocketConfig {
@@ -95,6 +107,7 @@ impl SocketConfig {
             batch: 64,
             poll_timeout: Duration::from_millis(10),
             pin: true,
+            control: None,
         }
     }
 }
@@ -161,6 +174,7 @@ struct ThreadCounters {
 /// What every thread shares.
 struct Shared {
     calls: Arc<CallTable<WorkerCall>>,
+    control: Option<Arc<ControlPath>>,
     stop: Arc<AtomicBool>,
     batch: usize,
     poll_timeout: Duration,
@@ -213,6 +227,7 @@ impl SocketBackend {
         };
         let shared = || Shared {
             calls: Arc::clone(&calls),
+            control: config.control.clone(),
             stop: Arc::clone(&stop),
             batch: config.batch.max(1),
             poll_timeout: config.poll_timeout,
@@ -238,7 +253,7 @@ impl SocketBackend {
                         if pin {
                             pin_to_core(i);
                         }
-                        downstream_loop(&s, &queue, &sender, &counters, mtu)
+                        downstream_loop(&s, i, &queue, &sender, &counters, mtu)
                     })
                     .map_err(SocketBackendError::Spawn)?,
             );
@@ -314,7 +329,7 @@ fn pin_to_core(core: usize) {
 }
 
 /// Routed packets need forwarding on; packets for our own address do not, so a warning.
-fn warn_if_not_forwarding(tun: &str) {
+pub(crate) fn warn_if_not_forwarding(tun: &str) {
     match std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward") {
         Ok(v) if v.trim() == "0" => tracing::warn!(
             "IPv4 forwarding is off: packets from clients through {tun} will not be routed \
@@ -410,7 +425,7 @@ fn upstream_loop(
             let Some(frame) = batch.frame(i) else {
                 continue;
             };
-            if let Some(out) = upstream(frame, &s.calls, &mut stats)
+            if let Some(out) = upstream(frame, &s.calls, s.control.as_deref(), &mut stats)
                 && tun.send(out).is_err()
             {
                 io_errors += 1;
@@ -428,6 +443,7 @@ fn upstream_loop(
 fn upstream<'a>(
     frame: &'a mut [u8],
     calls: &CallTable<WorkerCall>,
+    control: Option<&ControlPath>,
     stats: &mut WorkerStats,
 ) -> Option<&'a [u8]> {
     frame
@@ -441,12 +457,25 @@ fn upstream<'a>(
         }
     };
     let guard = calls.get(outer.call_id);
-    let Some(call) = guard.as_ref() else {
+    let Some(entry) = guard.as_ref() else {
         stats.other(Other::UnknownCall);
         return None;
     };
-    let call = call.state();
+    let call = entry.state();
     stats.up_rx.add(frame.len().saturating_sub(ETHERNET_LEN));
+    let punt = |event: PuntEvent, stats: &mut WorkerStats| {
+        let Some(control) = control else {
+            return;
+        };
+        let punt = Punt {
+            call_id: entry.call_id(),
+            generation: entry.generation(),
+            event,
+        };
+        if !control.punt(punt) {
+            stats.other(Other::PuntFull);
+        }
+    };
     let verdict = {
         let mut up = call
             .upstream
@@ -469,8 +498,11 @@ fn upstream<'a>(
             stats.other(Other::Local);
             frame.get(inner)
         }
-        DecapVerdict::ToControl { .. } => {
+        DecapVerdict::ToControl { frame: ppp } => {
             stats.other(Other::ToControl);
+            if let Some(bytes) = frame.get(ppp) {
+                punt(PuntEvent::Ppp(bytes.to_vec()), stats);
+            }
             None
         }
         DecapVerdict::PureAck => {
@@ -479,6 +511,7 @@ fn upstream<'a>(
         }
         DecapVerdict::ResetRequest => {
             stats.other(Other::ResetRequest);
+            punt(PuntEvent::ResetRequest, stats);
             None
         }
         DecapVerdict::Drop(reason) => {
@@ -498,6 +531,8 @@ struct SendBatch {
     slot_len: usize,
     /// The outer packet of each queued slot (relative to the slot) and its destination.
     packets: [Range<usize>; SEND_BATCH],
+    /// The slot holds a control frame (counted as `control_tx`, not `down_tx`).
+    control: [bool; SEND_BATCH],
     peers: [Option<SockaddrIn>; SEND_BATCH],
     queued: usize,
     headers: MultiHeaders<SockaddrIn>,
@@ -512,6 +547,7 @@ impl SendBatch {
             slots: vec![0; SEND_BATCH * slot_len],
             slot_len,
             packets: core::array::from_fn(|_| 0..0),
+            control: [false; SEND_BATCH],
             peers: [None; SEND_BATCH],
             queued: 0,
             headers: MultiHeaders::preallocate(SEND_BATCH, None),
@@ -528,14 +564,17 @@ impl SendBatch {
         self.slots.get_mut(start..start.checked_add(self.slot_len)?)
     }
 
-    /// Queues the packet at `packet` of the free slot, to `peer`.
-    fn queue(&mut self, packet: Range<usize>, peer: Ipv4Addr) {
-        if let (Some(p), Some(a)) = (
+    /// Queues the packet at `packet` of the free slot, to `peer`; `control`: a control
+    /// frame.
+    fn queue(&mut self, packet: Range<usize>, peer: Ipv4Addr, control: bool) {
+        if let (Some(p), Some(a), Some(c)) = (
             self.packets.get_mut(self.queued),
             self.peers.get_mut(self.queued),
+            self.control.get_mut(self.queued),
         ) {
             *p = packet;
             *a = Some(SockaddrIn::from(SocketAddrV4::new(peer, 0)));
+            *c = control;
             self.queued += 1;
         }
     }
@@ -548,6 +587,7 @@ impl SendBatch {
             slots,
             slot_len,
             packets,
+            control,
             peers,
             queued,
             headers,
@@ -577,8 +617,11 @@ impl SendBatch {
             ) {
                 Ok(results) => {
                     let sent = results.count();
-                    for p in packets.iter().skip(start).take(sent) {
-                        stats.down_tx.add(p.len());
+                    for (p, c) in packets.iter().zip(control.iter()).skip(start).take(sent) {
+                        match c {
+                            true => stats.control_tx.add(p.len()),
+                            false => stats.down_tx.add(p.len()),
+                        }
                     }
                     // The kernel stops at a message it cannot send and returns its error
                     // on the next call: `sent` is at least one here.
@@ -600,6 +643,7 @@ impl SendBatch {
 
 fn downstream_loop(
     s: &Shared,
+    index: usize,
     tun: &TunQueue,
     sender: &Socket,
     counters: &ThreadCounters,
@@ -639,7 +683,20 @@ fn downstream_loop(
                 continue;
             };
             if let Some((packet, peer)) = downstream(frame, &s.calls, &l2, &mut stats) {
-                batch.queue(packet, peer);
+                batch.queue(packet, peer, false);
+            }
+        }
+        // The control plane's frames: all queued for worker 0, sent by thread 0.
+        if let Some(control) = s.control.as_deref().filter(|_| index == 0) {
+            while !batch.is_full() {
+                let Some(out) = control.next_outgoing(0) else {
+                    break;
+                };
+                if let Some((packet, peer)) =
+                    control_frame(&mut batch, &s.calls, &l2, out, &mut stats)
+                {
+                    batch.queue(packet, peer, true);
+                }
             }
         }
         batch.flush(sender, &mut stats, &mut io_errors);
@@ -648,6 +705,46 @@ fn downstream_loop(
         counters.io_errors.store(io_errors, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// One control-plane PPP frame for a call, built in the batch's free slot; where the outer
+/// IPv4 packet lies in the slot, and the client's address, if it is to be sent.
+fn control_frame(
+    batch: &mut SendBatch,
+    calls: &CallTable<WorkerCall>,
+    l2: &L2Header,
+    out: OutgoingPpp,
+    stats: &mut WorkerStats,
+) -> Option<(Range<usize>, Ipv4Addr)> {
+    let guard = calls.get(out.call_id);
+    let Some(entry) = guard.as_ref() else {
+        stats.other(Other::UnknownCall);
+        return None;
+    };
+    let call = entry.state();
+    let slot = batch.free_slot()?;
+    let verdict = {
+        let mut down = call
+            .downstream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if out.reset_encryptor
+            && let Some(encryptor) = down.mppe.as_mut()
+        {
+            encryptor.reset_request();
+        }
+        packet::ppp_control(&call.config, &mut down, &call.acks, l2, slot, &out.frame)
+    };
+    match verdict {
+        EncapVerdict::Send { frame: range } => {
+            let ip = range.start.checked_add(ETHERNET_LEN)?..range.end;
+            Some((ip, call.config.peer_addr))
+        }
+        EncapVerdict::Drop(reason) => {
+            stats.drop(reason);
+            None
+        }
+    }
 }
 
 /// One packet read from the TUN (at [`ENCAP_HEADROOM`] in `frame`) through the fast path;
@@ -734,7 +831,7 @@ mod tests {
             for fill in [0x00u8, 0x45, 0xFF] {
                 let mut frame = vec![fill; ETHERNET_LEN];
                 frame.extend_from_slice(gre.get(..len).unwrap_or_default());
-                assert!(upstream(&mut frame, &calls, &mut stats).is_none());
+                assert!(upstream(&mut frame, &calls, None, &mut stats).is_none());
                 let mut frame = vec![fill; ENCAP_HEADROOM + len];
                 if let Some(b) = frame.get_mut(ENCAP_HEADROOM..) {
                     b.copy_from_slice(gre.get(..len).unwrap_or_default());

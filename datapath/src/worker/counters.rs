@@ -15,9 +15,10 @@ use crate::packet::DropReason;
 /// Batch-size histogram buckets: 0, 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64+.
 pub const BATCH_BUCKETS: usize = 8;
 
-/// Frames a worker did not forward itself, by reason: frames the fast path does not handle
-/// yet, frames of no call, frames handed to the control plane or to another worker, and
-/// frames lost because a queue or the UMEM was full (none is an error of the packet).
+/// Named counts besides the drops: frames a worker did not forward itself (frames of no call,
+/// frames handed to the control plane, to another worker or to the kernel, frames lost
+/// because a queue or the UMEM was full: none is an error of the packet), and the outcome of
+/// next-hop lookups that were not a plain resolved hop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Other {
@@ -27,7 +28,8 @@ pub enum Other {
     UnknownClient,
     /// Not IPv4 over Ethernet with at most two VLAN tags.
     NotSteerable,
-    /// Upstream packets for the concentrator's own tunnel address (TUN: later work).
+    /// Upstream packets for the concentrator itself (its tunnel address, or a route of the
+    /// `local` table): written into the TUN for the kernel.
     Local,
     /// PPP frames for the control plane (punted: `crate::punt`).
     ToControl,
@@ -48,10 +50,30 @@ pub enum Other {
     PuntFull,
     /// No free UMEM frame to build a frame in (handed frame, PPP frame, pure ack): dropped.
     TxRingFull,
+    /// Upstream packets whose next hop has no MAC yet: resolution asked of the kernel, the
+    /// packet written into the TUN (the kernel forwards it and resolves the neighbour).
+    NextHopUnresolved,
+    /// Frames sent (either direction) through a neighbour entry the kernel holds as stale
+    /// (used, and its confirmation asked of the kernel).
+    NextHopStale,
+    /// Upstream packets with no route out of the interfaces we may use (or a reject route):
+    /// written into the TUN, the kernel routes them or answers ICMP unreachable.
+    NoRoute,
+    /// Packets for the kernel that could not be written into the TUN (no TUN configured, or
+    /// its queue full): dropped.
+    TunDropped,
+    /// Downstream GRE whose client (peer) next hop is not resolved here: sent through the
+    /// kernel (raw IPv4 socket), which routes it and resolves the neighbour.
+    PeerViaKernel,
+    /// Downstream GRE that neither a next hop nor the kernel's raw socket could take
+    /// (no raw socket, peer address local, send refused): dropped.
+    PeerUnreachable,
+    /// Packets the kernel sent into the TUN for a client, encapsulated by this worker.
+    FromTun,
 }
 
 impl Other {
-    pub const COUNT: usize = Other::TxRingFull as usize + 1;
+    pub const COUNT: usize = Other::FromTun as usize + 1;
     pub const ALL: [Other; Other::COUNT] = [
         Other::UnknownCall,
         Other::UnknownClient,
@@ -66,6 +88,13 @@ impl Other {
         Other::NotOwner,
         Other::PuntFull,
         Other::TxRingFull,
+        Other::NextHopUnresolved,
+        Other::NextHopStale,
+        Other::NoRoute,
+        Other::TunDropped,
+        Other::PeerViaKernel,
+        Other::PeerUnreachable,
+        Other::FromTun,
     ];
 
     #[inline]
@@ -88,6 +117,13 @@ impl Other {
             Other::NotOwner => "not_owner",
             Other::PuntFull => "punt_full",
             Other::TxRingFull => "tx_ring_full",
+            Other::NextHopUnresolved => "next_hop_unresolved",
+            Other::NextHopStale => "next_hop_stale",
+            Other::NoRoute => "no_route",
+            Other::TunDropped => "tun_dropped",
+            Other::PeerViaKernel => "peer_via_kernel",
+            Other::PeerUnreachable => "peer_unreachable",
+            Other::FromTun => "from_tun",
         }
     }
 }

@@ -9,17 +9,29 @@
 //!   * the inner destination is another call's client (client-to-client): the inner packet
 //!     is encapsulated downstream to that call in the same frame (TTL already decremented,
 //!     so [`packet::encap`] is told it was not routed again), or
-//!   * a new link-layer header is written just in front of the inner packet, the frame's
-//!     head is moved there ([`Frame::pull_head`]) and the frame goes back out of the same
-//!     queue ([`FrameAction::Transmit`]).
+//!   * the next hop of the inner destination is looked up ([`NextHops`]: the kernel's route
+//!     and neighbour tables, or a static header). Resolved: its link-layer header is written
+//!     just in front of the inner packet, the frame's head is moved there
+//!     ([`Frame::pull_head`]) and the frame goes back out of the same queue
+//!     ([`FrameAction::Transmit`]); a stale neighbour is used and its refresh asked for
+//!     ([`Other::NextHopStale`]). Unresolved ([`Other::NextHopUnresolved`]: resolution asked
+//!     of the kernel), the concentrator's own ([`Other::Local`]) and no route
+//!     ([`Other::NoRoute`]): the inner packet is written into the TUN, TTL restored, and the
+//!     kernel forwards it (resolving the neighbour itself, so a flow's first packets are
+//!     not lost), delivers it, or answers ICMP unreachable, as a router does.
 //!
 //!   PPP control frames and MPPE Reset-Requests are copied to the control plane
 //!   ([`ControlPath::punt`]).
 //! * Downstream: plain IPv4 over Ethernet, untagged or with one or two VLAN tags (which are
-//!   stripped: the outside header is [`WorkerConfig::l2`]) → the call by destination address
+//!   stripped) → the call by destination address
 //!   ([`CallTable::get_by_address`]) → the frame's head is moved back so the inner packet
 //!   has [`ENCAP_HEADROOM`] free bytes in front ([`Frame::push_head`]) → [`packet::encap`]
-//!   → the frame is trimmed to the encapsulated frame and sent.
+//!   behind the next hop towards the client's outer address → the frame is trimmed to the
+//!   encapsulated frame and sent. When that next hop is not resolved, the encapsulated IPv4
+//!   packet goes out through the kernel's raw socket instead ([`Other::PeerViaKernel`]).
+//! * From the kernel: the TUN readers ([`TunReaders`]) hand the packets the kernel sends to
+//!   clients to the call's owner ([`Handed::Kernel`]), which encapsulates them like
+//!   downstream frames, so a call's downstream keeps one owner and one order.
 //! * Anything else is recycled and counted ([`Other`], [`packet::DropReason`]).
 //!
 //! Then, once per turn, the worker drains its hand-off inbox, sends the control plane's PPP
@@ -59,14 +71,19 @@
 //! ([`Other::NotOwner`]). Its inner packet may go on to another call's owner
 //! (client-to-client, [`Handed::Routed`]).
 //!
-//! # One-armed mode, and what is not done yet
+//! # One-armed and two-armed
 //!
-//! Both directions leave through the interface they came in on (one-armed concentrator),
-//! with one link-layer header from [`WorkerConfig::l2`]: the next hop's MAC is configured,
-//! not resolved. Neighbour resolution, a second interface and the TUN device for
-//! [`Other::Local`] are later work. An owner sleeping in `wait` sees handed frames and
-//! control frames only when its poll times out ([`WorkerConfig::poll_timeout`], 1 ms by
-//! default); a wake-up eventfd would remove that latency.
+//! One-armed ([`Worker::spawn`]): one socket, every frame leaves through the interface it
+//! came in on. Two-armed ([`Worker::spawn_two_armed`]): the worker serves queue `q` of the
+//! outside and of the inside interface, receiving from both each turn. Where a frame leaves
+//! is the interface of its next hop: the one its socket is on (transmitted in place), or the
+//! other one, in which case it is copied into a frame of the other socket's UMEM
+//! (frames belong to their socket) and its own frame is recycled. Frames the worker builds (handed
+//! frames, control frames, acks) are built in the outside socket and follow the same rule.
+//!
+//! An owner sleeping in `wait` sees handed frames and control frames only when its poll
+//! times out ([`WorkerConfig::poll_timeout`], 1 ms by default); a wake-up eventfd would
+//! remove that latency.
 //!
 //! # Headroom
 //!
@@ -81,8 +98,10 @@
 
 mod acks;
 mod counters;
+mod tun;
 
 use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -91,6 +110,7 @@ use std::time::{Duration, Instant};
 
 pub use acks::ACK_DELAY;
 pub use counters::{BATCH_BUCKETS, Other, PacketsBytes, SharedCounters, WorkerStats};
+pub use tun::{TunReaderStats, TunReaders};
 
 use self::acks::AckTimer;
 use crate::calls::handoff::{DEFAULT_CAPACITY, HandOff, HandOffError, WorkerId};
@@ -100,8 +120,11 @@ use crate::packet::{
     ETHERNET_LEN, EncapVerdict, L2Header, Upstream, VLAN_TAG_LEN,
 };
 use crate::punt::{ControlPath, OutgoingPpp, Punt, PuntEvent, control_worker};
+use crate::route::{NextHop, RouteReader, Routes};
+use crate::tun::TunQueue;
 use crate::xsk::{Frame, FrameAction, FrameError, XskError, XskSocket};
 use xpptp_proto::crypto::mppe::MppeMode;
+use xpptp_proto::wire::ipv4::Ipv4Packet;
 
 const IPPROTO_GRE: u8 = 47;
 
@@ -157,15 +180,107 @@ pub enum Handed {
     /// An IPv4 packet another call's upstream routed to the owner's call
     /// (client-to-client; TTL already decremented): the owner encapsulates it.
     Routed(Vec<u8>),
+    /// An IPv4 packet the kernel sent into the TUN for the owner's call's client (its TTL
+    /// is the kernel's business): the owner encapsulates it.
+    Kernel(Vec<u8>),
+}
+
+/// Where forwarded frames go next.
+#[derive(Debug, Clone)]
+pub enum NextHops {
+    /// One configured link-layer header for every frame, both directions: a static next
+    /// hop (a single router in front of a one-armed concentrator, or a test).
+    Static(L2Header),
+    /// The kernel's route and neighbour tables ([`crate::route`]): upstream packets by
+    /// their inner destination, downstream GRE by the client's outer address. The table's
+    /// [`OutputFilter`](crate::route::OutputFilter) must admit only the interface the
+    /// worker's socket is on: a route out of anything else is [`NextHop::NoRoute`], and
+    /// such packets go through the kernel.
+    Routes(Arc<Routes>),
+}
+
+impl From<L2Header> for NextHops {
+    fn from(l2: L2Header) -> NextHops {
+        NextHops::Static(l2)
+    }
+}
+
+impl From<Arc<Routes>> for NextHops {
+    fn from(routes: Arc<Routes>) -> NextHops {
+        NextHops::Routes(routes)
+    }
+}
+
+/// One worker's next-hop source.
+enum Hops {
+    Static(L2Header),
+    Routes(RouteReader),
+}
+
+impl Hops {
+    fn new(next_hops: &NextHops) -> Hops {
+        match next_hops {
+            NextHops::Static(l2) => Hops::Static(*l2),
+            NextHops::Routes(routes) => Hops::Routes(routes.reader()),
+        }
+    }
+
+    /// The link-layer header towards `dst` and the interface it leaves by (`None`: the one
+    /// the frame is on), or why there is none (the counter for the caller to bump).
+    /// Unresolved and stale next hops are asked of the kernel.
+    fn resolve(
+        &mut self,
+        dst: Ipv4Addr,
+        stats: &mut WorkerStats,
+    ) -> Result<(L2Header, Option<u32>), Other> {
+        let reader = match self {
+            Hops::Static(l2) => return Ok((*l2, None)),
+            Hops::Routes(reader) => reader,
+        };
+        match reader.lookup(dst) {
+            NextHop::Resolved {
+                ifindex,
+                l2,
+                refresh,
+                addr,
+                ..
+            } => {
+                if refresh {
+                    stats.other(Other::NextHopStale);
+                    reader.request(addr, ifindex);
+                }
+                Ok((l2, Some(ifindex)))
+            }
+            NextHop::Unresolved { ifindex, addr } => {
+                reader.request(addr, ifindex);
+                Err(Other::NextHopUnresolved)
+            }
+            NextHop::Local => Err(Other::Local),
+            NextHop::NoRoute => Err(Other::NoRoute),
+        }
+    }
+}
+
+/// The link-layer header of downstream frames the kernel sends ([`Other::PeerViaKernel`]):
+/// built like any other, then its [`ETHERNET_LEN`] bytes are cut off.
+fn placeholder_l2() -> L2Header {
+    L2Header::ethernet([0; 6], [0; 6])
 }
 
 /// What every worker needs besides its socket. Clone it for each worker: the queues are
 /// shared.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Link-layer header of every frame sent, both directions (one-armed mode, next hop's
-    /// MAC configured: neighbour resolution is later work).
-    pub l2: L2Header,
+    /// Where frames go next, both directions.
+    pub next_hops: NextHops,
+    /// The TUN device's queues: worker `q` writes into queue `q % len` the upstream packets
+    /// the fast path does not route itself ([`Other::Local`], [`Other::NextHopUnresolved`],
+    /// [`Other::NoRoute`]). `None`: those are dropped ([`Other::TunDropped`]).
+    pub tun: Option<Arc<[TunQueue]>>,
+    /// A raw IPv4 socket (`IPPROTO_RAW`, header included) for downstream GRE whose client's
+    /// next hop is not resolved: the kernel routes it ([`Other::PeerViaKernel`]). `None`:
+    /// such frames are dropped ([`Other::PeerUnreachable`]).
+    pub raw: Option<Arc<socket2::Socket>>,
     /// Most frames per turn, received and handed each.
     pub batch: usize,
     /// How long one `wait` blocks when the worker has nothing queued: the stop flag, the
@@ -183,10 +298,12 @@ pub struct WorkerConfig {
 
 impl WorkerConfig {
     /// Defaults for a datapath of `workers` workers, one per queue 0..workers (the calls'
-    /// [`WorkerCall::new`] must be given the same number).
-    pub fn new(l2: L2Header, workers: usize) -> WorkerConfig {
+    /// [`WorkerCall::new`] must be given the same number): no TUN, no raw socket.
+    pub fn new(next_hops: impl Into<NextHops>, workers: usize) -> WorkerConfig {
         WorkerConfig {
-            l2,
+            next_hops: next_hops.into(),
+            tun: None,
+            raw: None,
             batch: 64,
             poll_timeout: Duration::from_millis(1),
             pin: true,
@@ -210,6 +327,11 @@ pub enum WorkerError {
          (queues 0 to {workers} - 1); make it with the number of queues served"
     )]
     NoInbox { queue: u32, workers: usize },
+    #[error(
+        "a two-armed worker serves one queue index on both interfaces; got outside queue \
+         {outside} and inside queue {inside}"
+    )]
+    QueueMismatch { outside: u32, inside: u32 },
     #[error("cannot start the worker thread: {0}")]
     Spawn(#[source] io::Error),
     #[error("AF_XDP socket: {0}")]
@@ -225,6 +347,16 @@ struct Turn<'a> {
     config: &'a WorkerConfig,
     stats: &'a mut WorkerStats,
     acks: &'a mut AckTimer,
+    hops: &'a mut Hops,
+    /// This worker's TUN queue.
+    tun: Option<&'a TunQueue>,
+    /// The interface of the socket whose UMEM holds the frame being processed, and the
+    /// worker's other interface (two-armed mode).
+    here: u32,
+    there: Option<u32>,
+    /// The frame being processed leaves by `there`: [`finish`] copies it into the other
+    /// socket.
+    cross: bool,
     now: Instant,
     /// The frame being processed came from the inbox and has not passed its call's
     /// ownership check yet: never hand it on. Cleared once it has (its inner packet may
@@ -250,6 +382,22 @@ impl Turn<'_> {
     /// The worker that must process `call`, if not this one.
     fn elsewhere(&self, call: &WorkerCall) -> Option<WorkerId> {
         call.owner.filter(|&owner| owner != self.me)
+    }
+
+    /// The next hop towards `dst`: its link-layer header, with [`cross`](Self::cross) set if
+    /// it is on the other interface. A hop on an interface this worker has no socket on
+    /// counts as no route (the route filter should not let one through).
+    fn hop(&mut self, dst: Ipv4Addr) -> Result<L2Header, Other> {
+        let (l2, ifindex) = self.hops.resolve(dst, self.stats)?;
+        match ifindex {
+            None => Ok(l2),
+            Some(i) if i == self.here => Ok(l2),
+            Some(i) if Some(i) == self.there => {
+                self.cross = true;
+                Ok(l2)
+            }
+            Some(_) => Err(Other::NoRoute),
+        }
     }
 
     fn punt(&mut self, call: &Call<WorkerCall>, event: PuntEvent) {
@@ -351,10 +499,7 @@ fn upstream(frame: &mut Frame<'_>, t: &mut Turn<'_>) -> Result<FrameAction, NotU
     }
     Ok(match verdict {
         DecapVerdict::Forward { inner } => forward(frame, inner, t),
-        DecapVerdict::Local { .. } => {
-            t.stats.other(Other::Local);
-            FrameAction::Recycle
-        }
+        DecapVerdict::Local { inner } => to_kernel(frame, inner, false, Other::Local, t),
         DecapVerdict::ToControl { frame: ppp } => {
             t.stats.other(Other::ToControl);
             if let Some(bytes) = frame.get(ppp) {
@@ -379,7 +524,8 @@ fn upstream(frame: &mut Frame<'_>, t: &mut Turn<'_>) -> Result<FrameAction, NotU
     })
 }
 
-/// An upstream inner packet to route: to another call's client, else out the uplink.
+/// An upstream inner packet to route: to another call's client, else to its next hop, else
+/// to the kernel through the TUN.
 fn forward(frame: &mut Frame<'_>, inner: Range<usize>, t: &mut Turn<'_>) -> FrameAction {
     let dst = match frame.get(inner.start + 16..inner.start + 20) {
         Some(&[a, b, c, d]) => core::net::Ipv4Addr::new(a, b, c, d),
@@ -392,7 +538,11 @@ fn forward(frame: &mut Frame<'_>, inner: Range<usize>, t: &mut Turn<'_>) -> Fram
     if let Some(target) = guard.as_ref() {
         return client_to_client(frame, inner, target.state(), t);
     }
-    let l2 = t.config.l2.as_bytes();
+    let l2 = match t.hop(dst) {
+        Ok(l2) => l2,
+        Err(why) => return to_kernel(frame, inner, true, why, t),
+    };
+    let l2 = l2.as_bytes();
     let Some(start) = inner.start.checked_sub(l2.len()) else {
         t.stats.drop(packet::DropReason::NoHeadroom);
         return FrameAction::Recycle;
@@ -409,6 +559,88 @@ fn forward(frame: &mut Frame<'_>, inner: Range<usize>, t: &mut Turn<'_>) -> Fram
     }
     t.stats.up_tx.add(len);
     FrameAction::Transmit
+}
+
+/// Writes the inner packet at `inner` into this worker's TUN queue, for the kernel to deliver
+/// or route, counting `why`. `forwarded`: the fast path decremented its TTL; that is undone,
+/// since the kernel decrements it when it forwards (one hop through the concentrator, as a
+/// routed packet). The frame is recycled either way.
+fn to_kernel(
+    frame: &mut Frame<'_>,
+    inner: Range<usize>,
+    forwarded: bool,
+    why: Other,
+    t: &mut Turn<'_>,
+) -> FrameAction {
+    t.stats.other(why);
+    let Some(tun) = t.tun else {
+        t.stats.other(Other::TunDropped);
+        return FrameAction::Recycle;
+    };
+    let Some(packet) = frame.get_mut(inner) else {
+        t.stats.drop(packet::DropReason::Truncated);
+        return FrameAction::Recycle;
+    };
+    if forwarded && let Ok(mut ip) = Ipv4Packet::new_checked(&mut *packet) {
+        ip.set_ttl(ip.ttl().saturating_add(1));
+        ip.fill_checksum();
+    }
+    if tun.send(packet).is_err() {
+        t.stats.other(Other::TunDropped);
+    }
+    FrameAction::Recycle
+}
+
+/// How a call's downstream frames leave: behind `l2` out of this worker's socket, or
+/// (`kernel`) through the raw socket, built behind [`placeholder_l2`] which is cut off.
+#[derive(Clone, Copy)]
+struct PeerHop {
+    l2: L2Header,
+    kernel: bool,
+}
+
+/// The next hop towards `call`'s client; `None` (counted) when there is no way there. Asked
+/// before any call state changes, so a frame that cannot leave costs no sequence number and
+/// no keystream.
+fn peer_hop(call: &WorkerCall, t: &mut Turn<'_>) -> Option<PeerHop> {
+    match t.hop(call.config.peer_addr) {
+        Ok(l2) => Some(PeerHop { l2, kernel: false }),
+        Err(Other::Local) => {
+            t.stats.other(Other::PeerUnreachable);
+            None
+        }
+        Err(_) if t.config.raw.is_some() => Some(PeerHop {
+            l2: placeholder_l2(),
+            kernel: true,
+        }),
+        Err(_) => {
+            t.stats.other(Other::PeerUnreachable);
+            None
+        }
+    }
+}
+
+/// Sends the encapsulated frame at `range` (behind [`placeholder_l2`]) as an IPv4 packet
+/// through the raw socket; its length if the kernel took it (counted either way).
+fn send_via_kernel(
+    frame: &Frame<'_>,
+    range: Range<usize>,
+    call: &WorkerCall,
+    t: &mut Turn<'_>,
+) -> Option<usize> {
+    let start = range.start.checked_add(ETHERNET_LEN)?;
+    let sent = match (frame.get(start..range.end), t.config.raw.as_deref()) {
+        (Some(ip), Some(raw)) => {
+            let to = SocketAddrV4::new(call.config.peer_addr, 0);
+            raw.send_to(ip, &to.into()).ok()
+        }
+        _ => None,
+    };
+    t.stats.other(match sent {
+        Some(_) => Other::PeerViaKernel,
+        None => Other::PeerUnreachable,
+    });
+    sent
 }
 
 /// Encapsulates an upstream inner packet (TTL already decremented) to `target`'s client, in
@@ -479,19 +711,28 @@ fn encap_to(
     forwarded: bool,
     t: &mut Turn<'_>,
 ) -> FrameAction {
+    let Some(hop) = peer_hop(call, t) else {
+        return FrameAction::Recycle;
+    };
     let verdict = {
         let mut down = lock(&call.downstream);
         packet::encap(
             &call.config,
             &mut down,
             &call.acks,
-            &t.config.l2,
+            &hop.l2,
             frame,
             inner,
             forwarded,
         )
     };
     match verdict {
+        EncapVerdict::Send { frame: range } if hop.kernel => {
+            if let Some(len) = send_via_kernel(frame, range, call, t) {
+                t.stats.down_tx.add(len);
+            }
+            FrameAction::Recycle
+        }
         EncapVerdict::Send { frame: range } => {
             let len = range.len();
             if frame.pull_head(range.start).is_err() || frame.set_len(len).is_err() {
@@ -508,24 +749,70 @@ fn encap_to(
     }
 }
 
-/// Builds a frame of at most `len` bytes with `build` in a free UMEM frame; counts a
-/// missing frame.
+/// A worker's sockets: the outside (clients' GRE) and, two-armed, the inside.
+struct Arms<'s> {
+    main: &'s mut XskSocket,
+    other: Option<&'s mut XskSocket>,
+}
+
+/// Builds a frame of at most `len` bytes with `build` in a free UMEM frame of the main
+/// socket (then [`finish`]); counts a missing frame.
 fn send_built(
-    socket: &mut XskSocket,
+    arms: &mut Arms<'_>,
     t: &mut Turn<'_>,
     len: usize,
     build: impl FnOnce(&mut Frame<'_>, &mut Turn<'_>) -> FrameAction,
 ) {
-    match socket.send_with(len, |frame| build(frame, t)) {
+    t.here = arms.main.ifindex();
+    t.there = arms.other.as_ref().map(|o| o.ifindex());
+    let other = arms.other.as_deref_mut();
+    let sent = arms.main.send_with(len, |frame| {
+        let action = build(frame, t);
+        finish(frame, action, other, t)
+    });
+    // Set by a next-hop lookup made for a frame that was never built.
+    t.cross = false;
+    counted(sent, t);
+}
+
+fn counted(sent: Result<(), FrameError>, t: &mut Turn<'_>) {
+    match sent {
         Ok(()) => {}
         Err(FrameError::NoFreeFrame) => t.stats.other(Other::TxRingFull),
         Err(_) => t.stats.other(Other::FrameResize),
     }
 }
 
+/// The last step for every frame: a frame to transmit whose next hop is on the other
+/// interface ([`Turn::cross`]) is copied into a frame of the other socket (frames belong to
+/// their socket's UMEM) and its own is recycled.
+fn finish(
+    frame: &mut Frame<'_>,
+    action: FrameAction,
+    other: Option<&mut XskSocket>,
+    t: &mut Turn<'_>,
+) -> FrameAction {
+    if !std::mem::take(&mut t.cross) || action != FrameAction::Transmit {
+        return action;
+    }
+    let (Some(other), Some(bytes)) = (other, frame.get(..)) else {
+        t.stats.other(Other::FrameResize);
+        return FrameAction::Recycle;
+    };
+    let sent = other.send_with(bytes.len(), |to| match to.get_mut(..) {
+        Some(to) if to.len() == bytes.len() => {
+            to.copy_from_slice(bytes);
+            FrameAction::Transmit
+        }
+        _ => FrameAction::Recycle,
+    });
+    counted(sent, t);
+    FrameAction::Recycle
+}
+
 /// The frames other workers handed to this one, at most one batch, each copied into a
 /// frame of this worker's UMEM and processed as if received here.
-fn drain_inbox(socket: &mut XskSocket, t: &mut Turn<'_>) {
+fn drain_inbox(socket: &mut Arms<'_>, t: &mut Turn<'_>) {
     let (config, me) = (t.config, t.me);
     config
         .handoff
@@ -545,6 +832,12 @@ fn drain_inbox(socket: &mut XskSocket, t: &mut Turn<'_>) {
                 send_built(socket, t, ENCAP_HEADROOM + bytes.len(), |frame, t| {
                     t.handed = true;
                     routed(frame, &bytes, t)
+                })
+            }
+            Handed::Kernel(bytes) => {
+                send_built(socket, t, ENCAP_HEADROOM + bytes.len(), |frame, t| {
+                    t.handed = true;
+                    from_kernel(frame, &bytes, t)
                 })
             }
         });
@@ -576,8 +869,38 @@ fn routed(frame: &mut Frame<'_>, packet: &[u8], t: &mut Turn<'_>) -> FrameAction
     client_to_client(frame, inner, target.state(), t)
 }
 
+/// A packet the kernel sent into the TUN for a client, handed over by the TUN reader: copied
+/// at [`ENCAP_HEADROOM`] and encapsulated to its call (not `forwarded`: the kernel routed it
+/// and took care of the TTL).
+fn from_kernel(frame: &mut Frame<'_>, packet: &[u8], t: &mut Turn<'_>) -> FrameAction {
+    let inner = ENCAP_HEADROOM..ENCAP_HEADROOM + packet.len();
+    match frame.get_mut(inner.clone()) {
+        Some(to) => to.copy_from_slice(packet),
+        None => {
+            t.stats.other(Other::FrameResize);
+            return FrameAction::Recycle;
+        }
+    }
+    let Some(dst) = destination(packet, 0) else {
+        t.stats.drop(packet::DropReason::Truncated);
+        return FrameAction::Recycle;
+    };
+    let guard = t.calls.get_by_address(dst);
+    let Some(entry) = guard.as_ref() else {
+        t.stats.other(Other::UnknownClient);
+        return FrameAction::Recycle;
+    };
+    let call = entry.state();
+    if t.elsewhere(call).is_some() {
+        t.stats.other(Other::NotOwner);
+        return FrameAction::Recycle;
+    }
+    t.stats.other(Other::FromTun);
+    encap_to(frame, inner, call, false, t)
+}
+
 /// The control plane's PPP frames queued for this worker, at most one batch.
-fn drain_outgoing(socket: &mut XskSocket, t: &mut Turn<'_>) {
+fn drain_outgoing(socket: &mut Arms<'_>, t: &mut Turn<'_>) {
     let config = t.config;
     for _ in 0..config.batch {
         let Some(OutgoingPpp {
@@ -599,25 +922,21 @@ fn drain_outgoing(socket: &mut XskSocket, t: &mut Turn<'_>) {
             t.stats.other(Other::NotOwner);
             continue;
         }
-        let len = packet::ppp_control_len(&t.config.l2, ppp.len());
+        let Some(hop) = peer_hop(call, t) else {
+            continue;
+        };
+        let len = packet::ppp_control_len(&hop.l2, ppp.len());
         send_built(socket, t, len, |frame, t| {
             let verdict = {
                 let mut down = lock(&call.downstream);
                 if reset_encryptor && let Some(encryptor) = down.mppe.as_mut() {
                     encryptor.reset_request();
                 }
-                packet::ppp_control(
-                    &call.config,
-                    &mut down,
-                    &call.acks,
-                    &t.config.l2,
-                    frame,
-                    &ppp,
-                )
+                packet::ppp_control(&call.config, &mut down, &call.acks, &hop.l2, frame, &ppp)
             };
-            let action = built(frame, verdict, t);
-            if action == FrameAction::Transmit {
-                t.stats.control_tx.add(frame.len());
+            let (action, len) = built(frame, verdict, hop, call, t);
+            if let Some(len) = len {
+                t.stats.control_tx.add(len);
             }
             action
         });
@@ -625,7 +944,7 @@ fn drain_outgoing(socket: &mut XskSocket, t: &mut Turn<'_>) {
 }
 
 /// Pure acks whose delay ran out (see [`ACK_DELAY`]).
-fn fire_acks(socket: &mut XskSocket, t: &mut Turn<'_>) {
+fn fire_acks(socket: &mut Arms<'_>, t: &mut Turn<'_>) {
     while let Some((call_id, generation)) = t.acks.pop_due(t.now) {
         let calls = t.calls;
         let guard = calls.get(call_id);
@@ -636,42 +955,56 @@ fn fire_acks(socket: &mut XskSocket, t: &mut Turn<'_>) {
         if entry.generation() != generation || t.elsewhere(call).is_some() {
             continue;
         }
-        let len = packet::ppp_control_len(&t.config.l2, 0);
+        let Some(hop) = peer_hop(call, t) else {
+            continue;
+        };
+        let len = packet::ppp_control_len(&hop.l2, 0);
         send_built(socket, t, len, |frame, t| {
             let verdict = {
                 let mut down = lock(&call.downstream);
-                packet::pure_ack(&call.config, &mut down, &call.acks, &t.config.l2, frame)
+                packet::pure_ack(&call.config, &mut down, &call.acks, &hop.l2, frame)
             };
             // None: a data packet carried the ack meanwhile.
             let Some(verdict) = verdict else {
                 return FrameAction::Recycle;
             };
-            let action = built(frame, verdict, t);
-            if action == FrameAction::Transmit {
-                t.stats.ack_tx.add(frame.len());
+            let (action, len) = built(frame, verdict, hop, call, t);
+            if let Some(len) = len {
+                t.stats.ack_tx.add(len);
             }
             action
         });
     }
 }
 
-/// A frame built at the start of a `send_with` frame: trimmed to its length, or counted.
-fn built(frame: &mut Frame<'_>, verdict: EncapVerdict, t: &mut Turn<'_>) -> FrameAction {
+/// A frame built at the start of a `send_with` frame for `call`: trimmed to its length and
+/// transmitted, or sent through the kernel (`hop.kernel`), or counted. The length sent, if
+/// it was.
+fn built(
+    frame: &mut Frame<'_>,
+    verdict: EncapVerdict,
+    hop: PeerHop,
+    call: &WorkerCall,
+    t: &mut Turn<'_>,
+) -> (FrameAction, Option<usize>) {
     match verdict {
+        EncapVerdict::Send { frame: range } if hop.kernel => {
+            (FrameAction::Recycle, send_via_kernel(frame, range, call, t))
+        }
         EncapVerdict::Send { frame: range } if range.start == 0 => {
             if frame.set_len(range.end).is_err() {
                 t.stats.other(Other::FrameResize);
-                return FrameAction::Recycle;
+                return (FrameAction::Recycle, None);
             }
-            FrameAction::Transmit
+            (FrameAction::Transmit, Some(range.end))
         }
         EncapVerdict::Send { .. } => {
             t.stats.other(Other::FrameResize);
-            FrameAction::Recycle
+            (FrameAction::Recycle, None)
         }
         EncapVerdict::Drop(reason) => {
             t.stats.drop(reason);
-            FrameAction::Recycle
+            (FrameAction::Recycle, None)
         }
     }
 }
@@ -686,16 +1019,45 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the worker of `socket`'s queue. The socket must already be in the XSKMAP (or
-    /// be put there by its fd before the program is attached).
+    /// Starts the worker of `socket`'s queue (one-armed). The socket must already be in the
+    /// XSKMAP (or be put there by its fd before the program is attached).
     pub fn spawn(
-        mut socket: XskSocket,
+        socket: XskSocket,
         calls: Arc<CallTable<WorkerCall>>,
         config: WorkerConfig,
     ) -> Result<Worker, WorkerError> {
-        let headroom = socket.config().headroom as usize;
-        if headroom + ETHERNET_LEN < ENCAP_HEADROOM {
-            return Err(WorkerError::Headroom { headroom });
+        Worker::spawn_arms(socket, None, calls, config)
+    }
+
+    /// Starts the worker of one queue of two interfaces (two-armed): `outside` faces the
+    /// clients, `inside` the network; both sockets are of the same queue index. A frame
+    /// whose next hop is on the other interface is copied into the other socket.
+    pub fn spawn_two_armed(
+        outside: XskSocket,
+        inside: XskSocket,
+        calls: Arc<CallTable<WorkerCall>>,
+        config: WorkerConfig,
+    ) -> Result<Worker, WorkerError> {
+        if inside.queue() != outside.queue() {
+            return Err(WorkerError::QueueMismatch {
+                outside: outside.queue(),
+                inside: inside.queue(),
+            });
+        }
+        Worker::spawn_arms(outside, Some(inside), calls, config)
+    }
+
+    fn spawn_arms(
+        mut socket: XskSocket,
+        mut inside: Option<XskSocket>,
+        calls: Arc<CallTable<WorkerCall>>,
+        config: WorkerConfig,
+    ) -> Result<Worker, WorkerError> {
+        for s in std::iter::once(&socket).chain(inside.as_ref()) {
+            let headroom = s.config().headroom as usize;
+            if headroom + ETHERNET_LEN < ENCAP_HEADROOM {
+                return Err(WorkerError::Headroom { headroom });
+            }
         }
         let queue = socket.queue();
         let workers = config.handoff.workers().min(config.control.workers());
@@ -715,24 +1077,55 @@ impl Worker {
                     }
                     let mut stats = WorkerStats::default();
                     let mut acks = AckTimer::new();
+                    let mut hops = Hops::new(&config.next_hops);
+                    let tun = config
+                        .tun
+                        .as_deref()
+                        .and_then(|queues| queues.get(usize::from(me) % queues.len().max(1)));
+                    let outside_if = socket.ifindex();
+                    let inside_if = inside.as_ref().map(XskSocket::ifindex);
                     while !stop.load(Ordering::Relaxed) {
-                        socket.wait(Some(wait_for(&config, me, &acks)))?;
+                        wait_arms(&socket, inside.as_ref(), wait_for(&config, me, &acks))?;
                         let mut turn = Turn {
                             me,
                             calls: &calls,
                             config: &config,
                             stats: &mut stats,
                             acks: &mut acks,
+                            hops: &mut hops,
+                            tun,
+                            here: outside_if,
+                            there: inside_if,
+                            cross: false,
                             now: Instant::now(),
                             handed: false,
                         };
-                        let n =
-                            socket.rx_batch(config.batch, |frame| process_frame(frame, &mut turn));
+                        let mut n = socket.rx_batch(config.batch, |frame| {
+                            (turn.here, turn.there, turn.cross) = (outside_if, inside_if, false);
+                            let action = process_frame(frame, &mut turn);
+                            finish(frame, action, inside.as_mut(), &mut turn)
+                        });
+                        if let (Some(inside), Some(inside_if)) = (inside.as_mut(), inside_if) {
+                            n += inside.rx_batch(config.batch, |frame| {
+                                (turn.here, turn.there, turn.cross) =
+                                    (inside_if, Some(outside_if), false);
+                                let action = process_frame(frame, &mut turn);
+                                finish(frame, action, Some(&mut socket), &mut turn)
+                            });
+                        }
                         turn.stats.batch(n);
-                        drain_inbox(&mut socket, &mut turn);
-                        drain_outgoing(&mut socket, &mut turn);
-                        fire_acks(&mut socket, &mut turn);
+                        (turn.here, turn.there, turn.cross) = (outside_if, inside_if, false);
+                        let mut arms = Arms {
+                            main: &mut socket,
+                            other: inside.as_mut(),
+                        };
+                        drain_inbox(&mut arms, &mut turn);
+                        drain_outgoing(&mut arms, &mut turn);
+                        fire_acks(&mut arms, &mut turn);
                         socket.flush();
+                        if let Some(inside) = inside.as_mut() {
+                            inside.flush();
+                        }
                         counters.publish(&stats);
                     }
                     Ok(socket)
@@ -778,6 +1171,29 @@ impl Drop for Worker {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Waits until either socket has frames to receive, or `timeout` passes.
+fn wait_arms(
+    outside: &XskSocket,
+    inside: Option<&XskSocket>,
+    timeout: Duration,
+) -> Result<(), WorkerError> {
+    let Some(inside) = inside else {
+        outside.wait(Some(timeout))?;
+        return Ok(());
+    };
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [
+        PollFd::new(outside.as_fd(), PollFlags::POLLIN),
+        PollFd::new(inside.as_fd(), PollFlags::POLLIN),
+    ];
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+        Err(e) => Err(WorkerError::Socket(XskError::Poll(io::Error::from(e)))),
     }
 }
 
