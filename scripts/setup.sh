@@ -13,9 +13,9 @@ fi
 
 # Debian packages: tshark checks what we emit; libssl-dev is the baseline of the MPPE benchmark;
 # iproute2 (`ip`) builds the namespaces of the datapath tests; iperf3 measures through the
-# tunnel in the interop run (whose guest image tests/interop/guest/build.sh installs QEMU
+# tunnel in the interop run, and ping through it (whose guest image tests/interop/guest/build.sh installs QEMU
 # and debootstrap for).
-apt_packages=(tshark libssl-dev pkg-config iproute2 iperf3)
+apt_packages=(tshark libssl-dev pkg-config iproute2 iperf3 iputils-ping)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

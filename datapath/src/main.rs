@@ -14,15 +14,17 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing_subscriber::EnvFilter;
 use xpptp_datapath::backend::BackendKind;
+use xpptp_datapath::command::client::Client;
 use xpptp_datapath::command::{CommandServer, DEFAULT_SOCKET};
 use xpptp_datapath::daemon::{AttachMode, Datapath, DatapathConfig};
 use xpptp_datapath::tun::{self, Ipv4Prefix, TunConfig};
 use xpptp_datapath::worker::Other;
+use xpptp_proto::command::{CallInfo, ListCalls, MAX_LIST_PAGE, Message};
 
 /// xpptp's data path: XDP steering and AF_XDP workers for established PPTP calls, driven
 /// by the control plane over a Unix command socket.
@@ -30,11 +32,39 @@ use xpptp_datapath::worker::Other;
 /// Needs root, or CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW and CAP_IPC_LOCK. Log verbosity:
 /// RUST_LOG (for example RUST_LOG=debug, or RUST_LOG=xpptp_datapath=debug).
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(
+    version,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the calls a running datapath carries (from its command socket), one line each,
+    /// or as JSON.
+    Calls {
+        /// The running datapath's command socket.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Every field of every call as a JSON array, raw numbers.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Running the datapath (no subcommand).
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Interface the clients' GRE arrives on (and, one-armed, the uplink).
-    #[arg(short, long)]
-    interface: String,
+    // Option only so that `calls` can go without it: clap requires it for a run.
+    #[arg(short, long, required = true)]
+    interface: Option<String>,
     /// Two-armed mode: the interface facing the network (upstream leaves through it,
     /// downstream arrives on it; XDP on both, worker N serves queue N of both) [default:
     /// one-armed].
@@ -65,8 +95,8 @@ struct Args {
     next_hop_mac: Option<[u8; 6]>,
     /// The concentrator's own tunnel address and prefix on the TUN device, as
     /// 192.168.77.1/24 (the server address IPCP gives the clients).
-    #[arg(long, value_parser = parse_prefix)]
-    tunnel_address: Ipv4Prefix,
+    #[arg(long, value_parser = parse_prefix, required = true)]
+    tunnel_address: Option<Ipv4Prefix>,
     /// A client address pool routed into the TUN device, as 192.168.77.0/24 (repeatable):
     /// what the kernel sends to these addresses is encapsulated to the clients.
     #[arg(long = "pool", value_parser = parse_prefix)]
@@ -181,7 +211,18 @@ fn log_stats(datapath: &Datapath) {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    if let Some(Command::Calls { socket, json }) = cli.command {
+        return match list_calls(&socket, json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                // The client's errors already say what to check; their sources repeat it.
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let args = cli.run;
     init_logging(args.log_format);
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -193,12 +234,63 @@ fn main() -> ExitCode {
     }
 }
 
+/// Pages through the datapath's calls and prints them.
+fn list_calls(socket: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let (mut client, _) = Client::connect(socket, "xpptp-datapath calls", false)?;
+    let mut calls: Vec<CallInfo> = Vec::new();
+    let mut start = 0;
+    loop {
+        let page = client.request(Message::ListCalls(ListCalls {
+            start,
+            max: MAX_LIST_PAGE,
+        }))?;
+        let Message::CallList(page) = page else {
+            anyhow::bail!("the datapath answered ListCalls with {page:?}");
+        };
+        calls.extend(page.calls);
+        match page.next {
+            Some(next) => start = next,
+            None => break,
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&calls)?);
+        return Ok(());
+    }
+    println!(
+        "{:>6} {:>6} {:<15} {:<15} {:<16} {:>10} {:>10} {:>8}",
+        "call", "peer", "peer address", "tunnel address", "user", "up pkts", "down pkts", "age s"
+    );
+    for c in &calls {
+        let user = c
+            .user
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        println!(
+            "{:>6} {:>6} {:<15} {:<15} {:<16} {:>10} {:>10} {:>8}",
+            c.local_call_id,
+            c.peer_call_id,
+            c.peer_address,
+            c.client_tunnel_address,
+            user,
+            c.upstream.packets,
+            c.downstream.packets,
+            c.age_secs
+        );
+    }
+    Ok(())
+}
+
 fn run(args: &Args) -> anyhow::Result<()> {
-    let mut tun = TunConfig::new(args.tunnel_address);
+    let (Some(interface), Some(tunnel_address)) = (&args.interface, args.tunnel_address) else {
+        anyhow::bail!("--interface and --tunnel-address are required (see --help)");
+    };
+    let mut tun = TunConfig::new(tunnel_address);
     tun.name = args.tun_name.clone();
     tun.mtu = args.tun_mtu;
     tun.routes = args.pools.clone();
-    let mut config = DatapathConfig::new(args.interface.clone(), tun);
+    let mut config = DatapathConfig::new(interface.clone(), tun);
     config.next_hop_mac = args.next_hop_mac;
     config.inside = args.inside.clone();
     config.backend = args.backend;

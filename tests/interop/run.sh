@@ -34,7 +34,7 @@ pids=()
 log() { printf '==> interop: %s\n' "$*"; }
 fail() {
     printf 'interop FAILED: %s\n' "$*" >&2
-    for f in "$work"/control.log "$work"/datapath.log "$work"/share/guest.log \
+    for f in "$work"/host-ping.txt "$work"/control.log "$work"/datapath.log "$work"/share/guest.log \
         "$work"/share/pppd.log "$work"/share/syslog.log "$work"/qemu.log; do
         [ -s "$f" ] && { echo "----- $f (last 40 lines)" >&2; tail -n 40 "$f" >&2; }
     done
@@ -54,12 +54,14 @@ for b in xpptp-datapath xpptp-control; do
     [ -x "$bin/$b" ] || fail "$bin/$b is missing: run 'cargo build --workspace' first"
 done
 "$here/guest/build.sh" "$guest"
-for t in qemu-system-x86_64 iperf3; do
+for t in qemu-system-x86_64 iperf3 ping; do
     command -v "$t" >/dev/null || fail "$t is missing (scripts/setup.sh installs it)"
 done
 
 # The concentrator's namespace: tap0 faces the guest; no other interface but lo.
 ip netns add "$ns"
+# For commands run to completion; background processes use `ip netns exec` directly, so
+# that $! is the process itself (ip execs it), not a subshell whose kill would orphan it.
 nsx() { ip netns exec "$ns" "$@"; }
 nsx ip link set lo up
 nsx ip tuntap add tap0 mode tap
@@ -74,7 +76,11 @@ option $work/etc/pptpd-options
 localip 192.168.77.1
 remoteip 192.168.77.10-19
 EOC
-cat >"$work/etc/pptpd-options" <<EOC
+# pppd_options EXTRA: the server's pppd options file. Debian's pppd client asks for stateless
+# MPPE even with mppe-stateful (which only allows stateful), so the stateful scenario runs
+# the server with our own keyword mppe-prefer-stateful, which makes it ask for stateful.
+pppd_options() {
+    cat >"$work/etc/pptpd-options" <<EOC
 name pptpd
 refuse-pap
 refuse-chap
@@ -82,18 +88,40 @@ refuse-mschap
 require-mschap-v2
 require-mppe
 mppe-stateful
+$1
 ms-dns 192.168.77.1
 lcp-echo-interval 5
 lcp-echo-failure 3
 EOC
+}
 cat >"$work/etc/chap-secrets" <<EOC
 # client    server   secret              addresses
 pptpuser    pptpd    "Pptp-Test-Pass-1"  *
 EOC
 
+control_pid=""
+# (Re)starts xpptp-control with the current Poptop files; the datapath keeps running, and
+# the restarted control plane resynchronises with it.
+start_control() {
+    if [ -n "$control_pid" ]; then
+        kill "$control_pid"
+        wait "$control_pid" 2>/dev/null || true
+    fi
+    ip netns exec "$ns" "$bin/xpptp-control" --pptpd-conf "$work/etc/pptpd.conf" \
+        --chap-secrets "$work/etc/chap-secrets" --datapath-socket "$work/run/datapath.sock" \
+        >>"$work/control.log" 2>&1 &
+    control_pid=$!
+    pids+=("$control_pid")
+    for _ in $(seq 1 100); do
+        nsx ss -Hltn 'sport = :1723' | grep -q LISTEN && break
+        sleep 0.1
+    done
+    nsx ss -Hltn 'sport = :1723' | grep -q LISTEN || fail "xpptp-control is not listening on 1723"
+}
+
 start_daemons() {
-    nsx "$bin/xpptp-datapath" --interface tap0 --socket "$work/run/datapath.sock" \
-        --tunnel-address 192.168.77.1/24 --pool 192.168.77.0/24 \
+    ip netns exec "$ns" "$bin/xpptp-datapath" --interface tap0 --socket "$work/run/datapath.sock" \
+        --tunnel-address 192.168.77.1/24 --pool 192.168.77.0/24 --stats-interval 2 \
         >"$work/datapath.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 100); do
@@ -101,22 +129,14 @@ start_daemons() {
         sleep 0.1
     done
     [ -S "$work/run/datapath.sock" ] || fail "xpptp-datapath did not start"
-    nsx "$bin/xpptp-control" --pptpd-conf "$work/etc/pptpd.conf" \
-        --chap-secrets "$work/etc/chap-secrets" --datapath-socket "$work/run/datapath.sock" \
-        >"$work/control.log" 2>&1 &
-    pids+=($!)
-    for _ in $(seq 1 100); do
-        nsx ss -Hltn 'sport = :1723' | grep -q LISTEN && break
-        sleep 0.1
-    done
-    nsx ss -Hltn 'sport = :1723' | grep -q LISTEN || fail "xpptp-control is not listening on 1723"
-    nsx iperf3 -s -B 192.168.77.1 >"$work/iperf3-server.log" 2>&1 &
+    ip netns exec "$ns" iperf3 -s -B 192.168.77.1 >"$work/iperf3-server.log" 2>&1 &
     pids+=($!)
 }
 
 # Calls the datapath holds now.
 datapath_calls() {
-    nsx "$bin/xpptp-datapath" calls --socket "$work/run/datapath.sock" --count
+    nsx "$bin/xpptp-datapath" calls --socket "$work/run/datapath.sock" --json |
+        python3 -c 'import json, sys; print(len(json.load(sys.stdin)))'
 }
 
 run_scenario() {
@@ -129,6 +149,10 @@ mppe-stateful" password="Pptp-Test-Pass-1" expect=up ;;
     badpass) opts="require-mppe-128" password="not-the-password" expect=auth-fail ;;
     *) fail "unknown scenario $name (mppe128 stateful mppe40 badpass)" ;;
     esac
+    local server_extra=""
+    [ "$name" = stateful ] && server_extra="mppe-prefer-stateful"
+    pppd_options "$server_extra"
+    start_control
     local share="$work/share"
     rm -rf "$share"
     mkdir -p "$share"
@@ -147,7 +171,7 @@ IPERF_SECONDS=$iperf_seconds
 EOS
     log "$name: booting the guest"
     local started=$SECONDS
-    nsx timeout 300 qemu-system-x86_64 -m 512 -smp 1 -nographic -no-reboot \
+    ip netns exec "$ns" timeout 300 qemu-system-x86_64 -m 512 -smp 1 -nographic -no-reboot \
         -kernel "$guest/vmlinux" -initrd "$guest/initrd.gz" \
         -append "console=ttyS0 quiet panic=-1" \
         -virtfs "local,path=$share,mount_tag=xpptp,security_model=none,id=share" \
@@ -163,7 +187,7 @@ EOS
             sleep 0.25
         done
         local client
-        client="$(sed -n 's/^LOCAL=\(.*\)\/.*/\1/p' "$share/result.txt" 2>/dev/null)"
+        client="$(sed -n 's/^LOCAL=\([0-9.]*\).*/\1/p' "$share/result.txt" 2>/dev/null)"
         if [ -n "$client" ] && nsx ping -c 3 -W 3 "$client" >"$work/host-ping.txt" 2>&1; then
             echo ok >"$share/host-ping"
         else

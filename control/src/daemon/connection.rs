@@ -429,7 +429,12 @@ impl Task {
             }
         };
         let link = Link::server(
-            self.shared.settings.link_config(),
+            self.shared.settings.link_config(
+                self.conn
+                    .peer_info()
+                    .map(|p| p.vendor.as_bytes())
+                    .unwrap_or_default(),
+            ),
             Box::new(secrets),
             Box::new(assigner),
             LinkRandom::from_seed(seed),

@@ -42,6 +42,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use xpptp_proto::crypto::mppe::MppeMode;
 use xpptp_proto::ppp::auth::{self, AuthPolicy};
 use xpptp_proto::ppp::ccp::MppePolicy;
 use xpptp_proto::ppp::fsm::FsmConfig;
@@ -109,6 +110,16 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
 }
 
+/// The stateful MPPE scheme for a peer announcing `vendor` (see [`Settings::link_config`]).
+pub fn stateful_scheme(vendor: &[u8]) -> MppeMode {
+    const LINUX_VENDORS: [&[u8]; 1] = [b"cananian"];
+    if LINUX_VENDORS.iter().any(|v| vendor.eq_ignore_ascii_case(v)) {
+        MppeMode::StatefulLinux
+    } else {
+        MppeMode::Stateful
+    }
+}
+
 impl Default for Settings {
     /// Poptop's defaults: port 1723 on every address, MS-CHAPv2 with MPPE-128 required.
     fn default() -> Settings {
@@ -173,8 +184,17 @@ impl Settings {
         })
     }
 
-    /// The PPP link settings of one session.
-    pub fn link_config(&self) -> ServerConfig {
+    /// The PPP link settings of one session with a peer whose PPTP software announced
+    /// itself as `vendor` (SCCRQ Vendor String).
+    ///
+    /// Stateful MPPE comes in two schemes that CCP cannot tell apart: RFC 3078's (Windows,
+    /// RouterOS) and Linux ppp_mppe's, which also changes the key on every flushed packet.
+    /// Sending the wrong one garbles every packet after the first flush, so the scheme is
+    /// picked per call from the peer's PPTP vendor string: pptp-linux (the Linux client,
+    /// also under NetworkManager) announces "cananian", its author's name.
+    pub fn link_config(&self, vendor: &[u8]) -> ServerConfig {
+        let mut mppe = self.mppe;
+        mppe.stateful_mode = stateful_scheme(vendor);
         ServerConfig {
             lcp: self.lcp.clone(),
             auth: self.auth,
@@ -183,7 +203,7 @@ impl Settings {
                 local_address: self.local_tunnel_address,
                 name_servers: self.name_servers,
             },
-            mppe: self.mppe,
+            mppe,
             ncp_fsm: self.ncp_fsm,
         }
     }
@@ -598,5 +618,27 @@ pub fn reload_secrets(secrets: &ChapSecrets, pool: &SharedPool) {
     }
     for warning in warnings {
         tracing::warn!(%warning, "chap-secrets");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stateful_scheme_follows_the_peers_pptp_vendor() {
+        // pptp-linux's SCCRQ (the reference capture) and Windows' RAS client.
+        assert_eq!(stateful_scheme(b"cananian"), MppeMode::StatefulLinux);
+        assert_eq!(stateful_scheme(b"Microsoft"), MppeMode::Stateful);
+        assert_eq!(stateful_scheme(b""), MppeMode::Stateful);
+        let settings = Settings::default();
+        assert_eq!(
+            settings.link_config(b"cananian").mppe.stateful_mode,
+            MppeMode::StatefulLinux
+        );
+        assert_eq!(
+            settings.link_config(b"MikroTik").mppe.stateful_mode,
+            MppeMode::Stateful
+        );
     }
 }
