@@ -295,6 +295,25 @@ fn accept_loop<F: Fastpath>(shared: &Arc<Shared<F>>, listener: &UnixListener) {
 fn refuse(mut stream: UnixStream, code: FailureCode, detail: String) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let _ = write_frame(&mut stream, &Frame::new(0, failed(code, detail)));
+    close_after_reply(&mut stream);
+}
+
+/// Closes a connection whose last frame (a `Failed` saying why) is written, so that the
+/// client reads it: a Unix socket closed with unread bytes in its receive queue makes the
+/// peer's next read fail with ECONNRESET, possibly before it has read that frame. So the
+/// write half is shut first (the client sees the frame, then EOF), and what the client sent
+/// meanwhile is read and discarded, for at most `LINGER` and 64 KiB, before the close.
+fn close_after_reply(stream: &mut UnixStream) {
+    const LINGER: Duration = Duration::from_millis(500);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(LINGER));
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        match std::io::Read::read(stream, &mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
     let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
@@ -437,6 +456,7 @@ fn serve<F: Fastpath>(
                 let detail = format!("closing the connection: {error}");
                 let frame = Frame::new(0, failed(FailureCode::InvalidArgument, detail));
                 let _ = write_frame(&mut *lock(&writer), &frame);
+                close_after_reply(&mut reader);
                 break;
             }
             Err(ReadError::Io(e)) => {
