@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the interop tests' QEMU guest from Debian packages only: Debian bookworm's kernel
-# (which has the PPP, MPPE, PPTP and GRE modules the host kernel lacks), and a minbase
-# bookworm root file system with pppd and pptp-linux, packed as an initramfs with our /init.
+# (which has the PPP, MPPE, PPTP, GRE and PPTP conntrack/NAT modules the host kernel lacks),
+# and a minbase bookworm root file system with pppd, pptp-linux and nftables, packed as an
+# initramfs with our /init.
 #
 #   tests/interop/guest/build.sh [OUT_DIR]      (default: target/interop-guest; run as root)
 #
@@ -72,9 +73,9 @@ PY
 xz -dc --single-stream "$work/vmlinux.xz" >"$work/vmlinux" 2>/dev/null || true
 head -c 4 "$work/vmlinux" | grep -q ELF || { echo "build.sh: could not extract vmlinux" >&2; exit 1; }
 
-log "debootstrap $suite (minbase + ppp, pptp-linux)"
+log "debootstrap $suite (minbase + ppp, pptp-linux, nftables)"
 debootstrap --variant=minbase \
-    --include=ppp,pptp-linux,iproute2,iputils-ping,iperf3,tcpdump,kmod,busybox,procps \
+    --include=ppp,pptp-linux,iproute2,iputils-ping,iperf3,tcpdump,kmod,busybox,procps,nftables \
     "$suite" "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || {
     tail -n 30 "$work/debootstrap.log" >&2
     echo "build.sh: debootstrap failed (log above); is $mirror reachable?" >&2
@@ -82,8 +83,12 @@ debootstrap --variant=minbase \
 }
 
 # Only the modules the guest loads, with their dependencies, resolved by modprobe itself.
+# The second line is the `nat` scenario's: veth pairs to the client namespaces, and an
+# nftables masquerade with the PPTP conntrack helper (`ct helper` objects: nft_ct, and
+# nft_objref to assign them; GRE conntrack is built into nf_conntrack).
 modules=(virtio_pci virtio_net 9p 9pnet_virtio ppp_generic ppp_async ppp_synctty ppp_mppe
-    pptp gre sha1_generic)
+    pptp gre sha1_generic
+    veth nf_conntrack_pptp nf_nat_pptp nft_ct nft_objref nft_chain_nat nft_nat nft_masq)
 mkdir -p "$work/rootfs/lib/modules/$kver"
 cp "$work/kernel/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} \
     "$work/rootfs/lib/modules/$kver/"
