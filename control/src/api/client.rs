@@ -97,7 +97,17 @@ impl ControlClient {
     pub fn request(&mut self, message: Message) -> Result<Message, ClientError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
-        self.stream.write_all(&Frame::new(id, message).to_vec()?)?;
+        let sent = self.stream.write_all(&Frame::new(id, message).to_vec()?);
+        // A refusal (permission, busy) may have come and the daemon closed before the
+        // write: read it rather than report the broken pipe.
+        let reply = self.read_reply(id);
+        match (sent, reply) {
+            (Err(error), Err(ClientError::Io(_))) => Err(error.into()),
+            (_, reply) => reply,
+        }
+    }
+
+    fn read_reply(&mut self, id: u32) -> Result<Message, ClientError> {
         let mut bytes = vec![0u8; HEADER_LEN];
         self.stream.read_exact(&mut bytes)?;
         let total = frame_len(&bytes)?.unwrap_or(HEADER_LEN);

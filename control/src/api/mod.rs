@@ -100,6 +100,7 @@ impl ControlServer {
                             format!("{MAX_CONNECTIONS} control connections are open; try again"),
                         );
                         let _ = write(&mut stream, 0, failed).await;
+                        close_after_refusal(stream).await;
                     });
                 }
             }
@@ -111,6 +112,16 @@ impl Drop for ControlServer {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// Closes a refused connection gracefully: our side first, then whatever the client
+/// sent meanwhile (its Hello) is read and dropped, for a short while. Closing with its
+/// bytes unread would reset the connection and could lose the refusal on its way.
+async fn close_after_refusal(mut stream: UnixStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let drain = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 fn failed(code: FailureCode, detail: impl Into<String>) -> Message {
@@ -207,6 +218,7 @@ async fn serve_connection(mut stream: UnixStream, daemon: &DaemonHandle) {
                 format!("uid {uid} may not use the control socket; run as root"),
             );
             let _ = write(&mut stream, 0, message).await;
+            close_after_refusal(stream).await;
             return;
         }
         Err(error) => {
