@@ -34,7 +34,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use xpptp_proto::command::{
     self, CallInfo, CallList, EncodeError, Establish, FailureCode, Frame, Hello, Kind, ListCalls,
-    MAX_LIST_PAGE, Message, PppFromPeer, Remove, ResetRequestNeeded, SendPpp,
+    MAX_LIST_PAGE, Message, PppFromPeer, Remove, ResetRequestNeeded, SendPpp, WorkerStats,
 };
 use xpptp_proto::session::Established;
 
@@ -215,6 +215,20 @@ impl DatapathClient {
                 Some(next) if next > start => start = next,
                 _ => return Ok(all),
             }
+        }
+    }
+
+    /// Every worker's counters (GetWorkerStats), for the control socket's stats
+    /// (ctlsock).
+    pub async fn worker_stats(&self) -> Result<Vec<WorkerStats>, DatapathError> {
+        let writer = self.inner.writer().ok_or(DatapathError::NotConnected)?;
+        match self.inner.request(&writer, Message::GetWorkerStats).await? {
+            Message::WorkerStats(reply) => Ok(reply.workers),
+            Message::Failed(failed) => Err(DatapathError::Failed {
+                code: failed.code,
+                detail: failed.detail,
+            }),
+            other => Err(DatapathError::Unexpected(other.kind())),
         }
     }
 

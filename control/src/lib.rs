@@ -9,7 +9,10 @@
 //!   established, then the hand-over to the datapath.
 //! * [`datapath`]: the client of the datapath's command socket (establish, remove,
 //!   send_ppp; punted frames back), reconnecting and resynchronising.
+//! * [`api`]: the daemon's control socket for the `xpptp` tool, and its client (ctlsock).
 
+// ctlsock: the control socket.
+pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod datapath;

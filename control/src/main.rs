@@ -47,6 +47,10 @@ struct Args {
     /// [default: /run/xpptp/datapath.sock].
     #[arg(long, value_name = "PATH")]
     datapath_socket: Option<PathBuf>,
+    /// The control socket the `xpptp` tool uses (sessions, terminate, stats), overriding
+    /// the configuration's [default: /run/xpptp/control.sock].
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
     /// Log lines as text for people or as JSON objects for collectors.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -108,6 +112,9 @@ fn serve(args: &Args, loaded: Loaded) -> anyhow::Result<()> {
     if let Some(socket) = &args.datapath_socket {
         config.datapath_socket = socket.clone();
     }
+    if let Some(socket) = &args.control_socket {
+        config.control_socket = socket.clone();
+    }
     let settings = Settings::from_config(&config)?;
     let pool = AddressPool::new(
         &config.addresses.pool,
@@ -118,6 +125,7 @@ fn serve(args: &Args, loaded: Loaded) -> anyhow::Result<()> {
         pool = pool.dynamic_size(),
         users = secrets.len(),
         datapath = %config.datapath_socket.display(),
+        control = %config.control_socket.display(),
         "configuration loaded"
     );
     let secrets = Arc::new(ChapSecrets::new(&config.secrets_file, secrets));

@@ -8,6 +8,7 @@
 //! * [`pptp`]: the PPTP control connection and its calls.
 //! * [`session`]: one call tied to one PPP link, and what it tells the layer above.
 //! * [`command`]: the typed, versioned messages of the datapath's command interface.
+//! * [`control_api`]: the same for the control daemon's socket (the `xpptp` tool).
 //!
 //! The state machines read no clock and do no I/O: time is an argument, inputs are
 //! `handle_*` calls and outputs are drained with `poll_*` (the quinn-proto shape), so the
@@ -20,6 +21,8 @@
 mod macros;
 
 pub mod command;
+// ctlsock: the control daemon's own socket (issue 5 item 8).
+pub mod control_api;
 pub mod crypto;
 pub mod ppp;
 pub mod pptp;

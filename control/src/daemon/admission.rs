@@ -44,7 +44,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every reason, in counter order.
-    const ALL: [Refusal; 10] = [
+    pub const ALL: [Refusal; 10] = [
         Refusal::MaxSessions,
         Refusal::MaxStarting,
         Refusal::SourceRate,

@@ -4,6 +4,7 @@
 //! drain what the machines want to send, then their events, then re-arm the timer.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -12,7 +13,10 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use xpptp_proto::command::MppeInfo;
+use xpptp_proto::control_api::Negotiated;
 use xpptp_proto::ppp::auth::{Lookup, LookupId, SecretAnswer, SecretRequest};
+use xpptp_proto::ppp::lcp::LcpNegotiated;
 use xpptp_proto::ppp::link::{Link, LinkRandom};
 use xpptp_proto::pptp::control::{CallEstablished, CloseCause, Connection, Event};
 use xpptp_proto::session::{Cause, Established, Session, SessionEvent, SessionParams};
@@ -20,7 +24,7 @@ use xpptp_proto::wire::chap::MsChapErrorCode;
 use xpptp_proto::wire::pptp::{ErrorCode, OutgoingCallResult, StopReason};
 
 use super::admission::{Online, Refusal, StartingSlot};
-use super::{AddressSource, CallEntry, CallIdLease, CallInput, SessionInfo, Shared};
+use super::{AddressSource, CallEntry, CallIdLease, CallInput, SessionInfo, SessionPhase, Shared};
 use crate::datapath::DatapathError;
 use crate::pool::{AddressRule, PoolError};
 
@@ -41,6 +45,41 @@ fn random<const N: usize>() -> Option<[u8; N]> {
 fn user_text(user: Option<&[u8]>) -> String {
     user.map(|u| String::from_utf8_lossy(u).into_owned())
         .unwrap_or_default()
+}
+
+/// Marks a session's listing as ending.
+fn finishing(info: &mut SessionInfo) {
+    info.phase = SessionPhase::Finishing;
+}
+
+/// What a session negotiated, for the control socket (no keys).
+fn negotiated(established: &Established, lcp: Option<&LcpNegotiated>) -> Negotiated {
+    let mppe = |state: Option<xpptp_proto::session::MppeKeyState>| {
+        state.map(|s| MppeInfo {
+            strength: s.strength,
+            mode: s.mode,
+        })
+    };
+    let names = established.name_servers;
+    Negotiated {
+        peer_mru: established.peer_mru,
+        our_mru: established.our_mru,
+        mtu: established.mtu,
+        our_magic: lcp.map_or(0, |l| l.our_magic),
+        peer_magic: lcp.map_or(0, |l| l.peer_magic),
+        acfc: established.acfc,
+        pfc: established.pfc,
+        auth_method: established.auth_method.map(Into::into),
+        server_tunnel_address: established.server_tunnel_address,
+        client_tunnel_address: established.client_tunnel_address,
+        primary_dns: names.primary_dns,
+        secondary_dns: names.secondary_dns,
+        primary_nbns: names.primary_nbns,
+        secondary_nbns: names.secondary_nbns,
+        transmit: mppe(established.transmit),
+        receive: mppe(established.receive),
+        peer_recv_window: established.peer_recv_window,
+    }
 }
 
 /// A client address from the pool, given back on drop.
@@ -231,6 +270,7 @@ impl Task {
                     "terminating session"
                 );
                 call.session.close(now, cause);
+                self.shared.update_info(call.id(), finishing);
             }
         }
     }
@@ -256,7 +296,10 @@ impl Task {
         self.shutting_down = true;
         let now = Self::now();
         match self.call.as_mut() {
-            Some(call) => call.session.close(now, Cause::Shutdown),
+            Some(call) => {
+                call.session.close(now, Cause::Shutdown);
+                self.shared.update_info(call.id(), finishing);
+            }
             None => self.conn.stop(now, StopReason::LocalShutdown),
         }
     }
@@ -322,6 +365,7 @@ impl Task {
             Event::CallCleared { cause, .. } => {
                 if let Some(call) = self.call.as_mut() {
                     call.session.lower_down(now, Cause::from_call_clear(&cause));
+                    self.shared.update_info(call.id(), finishing);
                 }
             }
             Event::Closed(cause) => {
@@ -336,6 +380,7 @@ impl Task {
                 if let Some(call) = self.call.as_mut() {
                     call.session
                         .lower_down(now, Cause::from_connection_close(&cause));
+                    self.shared.update_info(call.id(), finishing);
                 }
             }
             Event::LinkInfo { .. } | Event::WanError { .. } => {}
@@ -450,6 +495,15 @@ impl Task {
                     local_call_id: id,
                     peer_call_id: established.peer_call_id,
                     peer: *self.peer.ip(),
+                    phase: SessionPhase::Starting,
+                    user: None,
+                    started: std::time::Instant::now(),
+                    peer_vendor: self
+                        .conn
+                        .peer_info()
+                        .map(|p| p.vendor.to_string())
+                        .unwrap_or_default(),
+                    negotiated: None,
                 },
             },
         );
@@ -545,6 +599,8 @@ impl Task {
                         peer = %peer,
                         "authenticated"
                     );
+                    let name = user.clone();
+                    self.shared.update_info(id, |info| info.user = Some(name));
                     self.admit_user(user);
                 }
                 SessionEvent::Established(established) => self.on_established(*established).await,
@@ -592,6 +648,7 @@ impl Task {
                 );
                 lock(&call.auth).refused = true;
                 call.session.close(Self::now(), Cause::OperatorTerminate);
+                self.shared.update_info(id, finishing);
             }
         }
     }
@@ -613,6 +670,16 @@ impl Task {
             .unwrap_or_else(|| "none".into());
         let repush = call.pushed;
         call.pushed = true;
+        if !repush {
+            self.shared.counters.setups.fetch_add(1, Ordering::Relaxed);
+        }
+        let negotiated = negotiated(&established, call.session.link().lcp().negotiated());
+        let user_name = established.user.clone();
+        self.shared.update_info(id, |info| {
+            info.phase = SessionPhase::Established;
+            info.user = user_name.or(info.user.take());
+            info.negotiated = Some(negotiated);
+        });
         self.starting.release();
         match self.shared.datapath.establish(established).await {
             Ok(()) => tracing::info!(
@@ -644,6 +711,7 @@ impl Task {
                     "datapath refused the call; ending the session"
                 );
                 call.session.close(Self::now(), Cause::LinkFailed);
+                self.shared.update_info(id, finishing);
             }
         }
     }
@@ -668,6 +736,12 @@ impl Task {
         if let Some(error) = alloc_error {
             self.shared.admission.refusals().count(Refusal::NoAddress);
             tracing::warn!(user = %call.user(), local_call_id = id, reason = %Refusal::NoAddress, %error, "no address for the client");
+        }
+        if matches!(cause, Cause::AuthFailed(_)) {
+            self.shared
+                .counters
+                .auth_failures
+                .fetch_add(1, Ordering::Relaxed);
         }
         if let (Cause::AuthFailed(_), false, Some(user)) = (&cause, refused, &user) {
             self.shared

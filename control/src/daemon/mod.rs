@@ -36,12 +36,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use xpptp_proto::control_api::Negotiated;
 use xpptp_proto::crypto::mppe::MppeMode;
 use xpptp_proto::ppp::auth::{self, AuthPolicy};
 use xpptp_proto::ppp::ccp::MppePolicy;
@@ -61,6 +63,7 @@ pub use sources::{
     AddressSource, ChapSecrets, ReloadSummary, SecretSource, SharedPool, UserSecret,
 };
 
+use crate::api::ControlServer;
 use crate::config::{Config, Limits};
 use crate::datapath::{DatapathClient, DatapathEvent};
 
@@ -106,6 +109,8 @@ pub struct Settings {
     pub limits: Limits,
     /// The datapath's command socket.
     pub datapath_socket: PathBuf,
+    /// The control socket for the `xpptp` tool ([`crate::api`]); `None`: none.
+    pub control_socket: Option<PathBuf>,
     /// On shutdown, wait at most this long for sessions to close cleanly.
     pub shutdown_timeout: Duration,
 }
@@ -139,6 +144,7 @@ impl Default for Settings {
             idle_check_interval: DEFAULT_IDLE_CHECK_INTERVAL,
             limits: Limits::default(),
             datapath_socket: PathBuf::from(DEFAULT_DATAPATH_SOCKET),
+            control_socket: None,
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -180,6 +186,7 @@ impl Settings {
                 }),
             limits: config.limits,
             datapath_socket: config.datapath_socket.clone(),
+            control_socket: Some(config.control_socket.clone()),
             shutdown_timeout: Settings::default().shutdown_timeout,
         })
     }
@@ -240,6 +247,9 @@ pub enum DaemonError {
     /// The raw GRE socket could not be opened.
     #[error("{0}")]
     GreSocket(#[source] std::io::Error),
+    /// The control socket could not be opened.
+    #[error("{0}")]
+    ControlSocket(#[source] crate::api::ListenError),
     /// The raw GRE socket failed while running.
     #[error("GRE socket failed: {0}")]
     GreReceive(#[source] std::io::Error),
@@ -268,6 +278,17 @@ struct CallEntry {
     info: SessionInfo,
 }
 
+/// Where a session is in its life (for listings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionPhase {
+    /// Call accepted, PPP negotiating.
+    Starting,
+    /// Handed over to the datapath.
+    Established,
+    /// Ending (terminate asked, peer hung up, timeout, shutdown).
+    Finishing,
+}
+
 /// A session, for listings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
@@ -277,6 +298,25 @@ pub struct SessionInfo {
     pub peer_call_id: u16,
     /// The peer's address.
     pub peer: Ipv4Addr,
+    /// Where it is.
+    pub phase: SessionPhase,
+    /// The user, once it has given a name.
+    pub user: Option<Vec<u8>>,
+    /// When the call was accepted.
+    pub started: std::time::Instant,
+    /// The PPTP vendor string the peer announced.
+    pub peer_vendor: String,
+    /// What was negotiated, once established (no keys).
+    pub negotiated: Option<Negotiated>,
+}
+
+/// Control-plane counters since the daemon started (the control socket's `GetStats`).
+#[derive(Debug, Default)]
+pub struct DaemonCounters {
+    /// Sessions that reached established (renegotiations not counted).
+    pub setups: AtomicU64,
+    /// Sessions that ended in an authentication failure.
+    pub auth_failures: AtomicU64,
 }
 
 /// State every task shares.
@@ -289,6 +329,8 @@ struct Shared {
     gre: Arc<GreSocket>,
     datapath: DatapathClient,
     calls: Mutex<HashMap<u16, CallEntry>>,
+    counters: DaemonCounters,
+    started: std::time::Instant,
 }
 
 impl std::fmt::Debug for Shared {
@@ -304,6 +346,13 @@ impl Shared {
     fn calls(&self) -> MutexGuard<'_, HashMap<u16, CallEntry>> {
         // Single inserts and removes: a poisoned map is consistent.
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Updates the listing of call `id`, if it is live.
+    fn update_info(&self, id: u16, update: impl FnOnce(&mut SessionInfo)) {
+        if let Some(entry) = self.calls().get_mut(&id) {
+            update(&mut entry.info);
+        }
     }
 }
 
@@ -361,6 +410,16 @@ impl DaemonHandle {
     pub fn gre_counters(&self) -> &GreCounters {
         self.shared.gre.counters()
     }
+
+    /// Set-ups and authentication failures so far.
+    pub fn counters(&self) -> &DaemonCounters {
+        &self.shared.counters
+    }
+
+    /// When the daemon was bound.
+    pub fn started(&self) -> std::time::Instant {
+        self.shared.started
+    }
 }
 
 /// A bound daemon, not yet serving.
@@ -369,6 +428,7 @@ pub struct Daemon {
     handle: DaemonHandle,
     listener: TcpListener,
     events: mpsc::Receiver<DatapathEvent>,
+    control: Option<ControlServer>,
 }
 
 impl Daemon {
@@ -386,6 +446,14 @@ impl Daemon {
                 source,
             })?;
         let gre = GreSocket::open(*settings.listen.ip()).map_err(DaemonError::GreSocket)?;
+        let control = match &settings.control_socket {
+            Some(path) => Some(
+                ControlServer::bind(path)
+                    .await
+                    .map_err(DaemonError::ControlSocket)?,
+            ),
+            None => None,
+        };
         let (datapath, events) = DatapathClient::start(&settings.datapath_socket);
         let admission = Admission::new(settings.limits);
         let shared = Arc::new(Shared {
@@ -397,6 +465,8 @@ impl Daemon {
             gre,
             datapath,
             calls: Mutex::new(HashMap::new()),
+            counters: DaemonCounters::default(),
+            started: std::time::Instant::now(),
         });
         Ok(Daemon {
             handle: DaemonHandle {
@@ -405,6 +475,7 @@ impl Daemon {
             },
             listener,
             events,
+            control,
         })
     }
 
@@ -425,9 +496,14 @@ impl Daemon {
             handle,
             listener,
             events,
+            control,
         } = self;
         let shared = Arc::clone(&handle.shared);
         let mut background = JoinSet::new();
+        if let Some(control) = control {
+            // Dropped (and its file removed) when the background tasks are shut down.
+            background.spawn(control.serve(handle.clone()));
+        }
         background.spawn(dispatch_datapath_events(Arc::clone(&shared), events));
         if let Some(idle) = shared.settings.idle_timeout {
             background.spawn(end_idle_sessions(Arc::clone(&shared), idle));
