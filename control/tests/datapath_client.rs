@@ -8,10 +8,11 @@
 //!   takes the call out; a punted PPP frame comes out on the event channel.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -29,7 +30,7 @@ use xpptp_proto::ppp::link::Role;
 use xpptp_proto::pptp::gre::GreSnapshot;
 use xpptp_proto::session::{Established, MppeKeyState};
 
-const PATIENCE: Duration = Duration::from_secs(30);
+use common::{PATIENCE, TempDir, eventually};
 
 fn established(id: u16) -> Established {
     let key = |byte| MppeKeyState {
@@ -197,25 +198,6 @@ async fn serve(
     }
 }
 
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    let give_up = tokio::time::Instant::now() + PATIENCE;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < give_up,
-            "gave up waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn removes(log: &[Message]) -> Vec<u16> {
     log.iter()
         .filter_map(|m| match m {
@@ -227,8 +209,7 @@ fn removes(log: &[Message]) -> Vec<u16> {
 
 #[tokio::test]
 async fn resynchronises_after_either_side_restarts() {
-    let dir = TempDir(std::env::temp_dir().join(format!("xpptp-dpc-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new("dpc");
     let path = dir.0.join("datapath.sock");
 
     // Control "restarted": the datapath still has call 0x1234 from before.
