@@ -38,10 +38,12 @@
 //! field: if that struct changes, this module stops compiling until its wire form (and the
 //! version) is updated.
 
-use core::fmt;
 use core::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::frame::{self, Protocol, body};
+pub use crate::frame::{EncodeError, HEADER_LEN};
 
 use crate::crypto::mppe::MppeMode;
 use crate::crypto::mppe_keys::{MppeStrength, StartKey};
@@ -57,9 +59,6 @@ pub const MAGIC: [u8; 4] = *b"XPDP";
 /// The version of every body's shape (see the module documentation for when it changes).
 pub const VERSION: u16 = 1;
 
-/// Octets of the [`Header`].
-pub const HEADER_LEN: usize = 16;
-
 /// Largest body accepted: bounds what a reader buffers for one frame. A full
 /// [`CallList`] page ([`MAX_LIST_PAGE`] calls, each with a 256-octet user name and every
 /// number at its widest: 347 octets) takes 710 KiB; a typical one a fifth of that.
@@ -67,16 +66,6 @@ pub const MAX_BODY_LEN: usize = 1024 * 1024;
 
 /// Most calls in one [`CallList`] reply: a listing of 65,535 calls takes 32 requests.
 pub const MAX_LIST_PAGE: u16 = 2048;
-
-mod field {
-    use core::ops::Range;
-
-    pub const MAGIC: Range<usize> = 0..4;
-    pub const VERSION: Range<usize> = 4..6;
-    pub const KIND: Range<usize> = 6..8;
-    pub const REQUEST_ID: Range<usize> = 8..12;
-    pub const LENGTH: Range<usize> = 12..16;
-}
 
 enum_with_unknown! {
     /// The type of a frame's body.
@@ -110,213 +99,24 @@ enum_with_unknown! {
     }
 }
 
-/// Why a frame could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DecodeError {
-    /// The first four octets are not [`MAGIC`]: not our protocol, or a desynchronised
-    /// stream (close the connection).
-    BadMagic([u8; 4]),
-    /// Another [`VERSION`] of the interface.
-    UnsupportedVersion {
-        /// What the frame says.
-        got: u16,
-        /// What this build speaks.
-        supported: u16,
-    },
-    /// The body is longer than [`MAX_BODY_LEN`].
-    Oversize {
-        /// What the header says.
-        length: u32,
-        /// The limit.
-        max: usize,
-    },
-    /// A kind this build does not know (a newer peer): the frame can be skipped.
-    UnknownKind(u16),
-    /// The body does not decode as its kind says.
-    Malformed {
-        /// The frame's kind.
-        kind: Kind,
-        /// postcard's error.
-        error: postcard::Error,
-    },
-    /// The body decoded with octets left over.
-    TrailingBytes {
-        /// The frame's kind.
-        kind: Kind,
-        /// How many.
-        extra: usize,
-    },
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::BadMagic(m) => write!(f, "bad magic {m:02x?}"),
-            DecodeError::UnsupportedVersion { got, supported } => {
-                write!(
-                    f,
-                    "command interface version {got}, this build speaks {supported}"
-                )
-            }
-            DecodeError::Oversize { length, max } => {
-                write!(f, "body of {length} octets, at most {max} accepted")
-            }
-            DecodeError::UnknownKind(k) => write!(f, "unknown message kind {k}"),
-            DecodeError::Malformed { kind, error } => write!(f, "malformed {kind:?}: {error}"),
-            DecodeError::TrailingBytes { kind, extra } => {
-                write!(f, "{kind:?} with {extra} octets left over")
-            }
-        }
-    }
-}
-
-impl std::error::Error for DecodeError {}
-
-/// Why a frame could not be encoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EncodeError {
-    /// The body would exceed [`MAX_BODY_LEN`] (split a listing into pages).
-    Oversize {
-        /// Its length.
-        length: usize,
-    },
-    /// postcard refused the value (not expected for these types).
-    Serialize(postcard::Error),
-}
-
-impl fmt::Display for EncodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EncodeError::Oversize { length } => {
-                write!(f, "body of {length} octets, at most {MAX_BODY_LEN} allowed")
-            }
-            EncodeError::Serialize(e) => write!(f, "cannot encode: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for EncodeError {}
-
-/// A view of a frame header (smoltcp style).
+/// This interface's [`Protocol`]: what its frames are parameterised by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header<T: AsRef<[u8]>> {
-    buffer: T,
-}
+pub struct Command;
 
-impl<T: AsRef<[u8]>> Header<T> {
-    /// A view without checking the length: getters panic on a buffer under [`HEADER_LEN`].
-    pub const fn new_unchecked(buffer: T) -> Header<T> {
-        Header { buffer }
-    }
+/// Why a frame could not be decoded.
+pub type DecodeError = frame::DecodeError<Command>;
 
-    /// A view of a buffer of at least [`HEADER_LEN`] octets (`None` if shorter): no getter
-    /// panics afterwards. Says nothing of the values: see [`Header::check`].
-    pub fn new_checked(buffer: T) -> Option<Header<T>> {
-        let header = Header::new_unchecked(buffer);
-        (header.buffer.as_ref().len() >= HEADER_LEN).then_some(header)
-    }
+/// A view of a frame header.
+pub type Header<T> = frame::Header<T, Command>;
 
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    fn array<const N: usize>(&self, range: core::ops::Range<usize>) -> [u8; N] {
-        let mut out = [0; N];
-        if let Some(bytes) = self.buffer.as_ref().get(range) {
-            out.copy_from_slice(bytes);
-        }
-        out
-    }
-
-    /// The magic.
-    pub fn magic(&self) -> [u8; 4] {
-        self.array(field::MAGIC)
-    }
-
-    /// The version.
-    pub fn version(&self) -> u16 {
-        u16::from_be_bytes(self.array(field::VERSION))
-    }
-
-    /// The body's kind.
-    pub fn kind(&self) -> Kind {
-        Kind::from(u16::from_be_bytes(self.array(field::KIND)))
-    }
-
-    /// The request id (0 for unsolicited frames).
-    pub fn request_id(&self) -> u32 {
-        u32::from_be_bytes(self.array(field::REQUEST_ID))
-    }
-
-    /// The body's length.
-    pub fn length(&self) -> u32 {
-        u32::from_be_bytes(self.array(field::LENGTH))
-    }
-
-    /// Checks magic, version and length; returns the body length.
-    pub fn check(&self) -> Result<usize, DecodeError> {
-        if self.magic() != MAGIC {
-            return Err(DecodeError::BadMagic(self.magic()));
-        }
-        if self.version() != VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                got: self.version(),
-                supported: VERSION,
-            });
-        }
-        let length = self.length();
-        match usize::try_from(length) {
-            Ok(n) if n <= MAX_BODY_LEN => Ok(n),
-            _ => Err(DecodeError::Oversize {
-                length,
-                max: MAX_BODY_LEN,
-            }),
-        }
-    }
-}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]>> Header<T> {
-    fn set(&mut self, range: core::ops::Range<usize>, value: &[u8]) {
-        if let Some(bytes) = self.buffer.as_mut().get_mut(range) {
-            bytes.copy_from_slice(value);
-        }
-    }
-
-    /// Sets the magic.
-    pub fn set_magic(&mut self, value: [u8; 4]) {
-        self.set(field::MAGIC, &value);
-    }
-
-    /// Sets the version.
-    pub fn set_version(&mut self, value: u16) {
-        self.set(field::VERSION, &value.to_be_bytes());
-    }
-
-    /// Sets the kind.
-    pub fn set_kind(&mut self, value: Kind) {
-        self.set(field::KIND, &u16::from(value).to_be_bytes());
-    }
-
-    /// Sets the request id.
-    pub fn set_request_id(&mut self, value: u32) {
-        self.set(field::REQUEST_ID, &value.to_be_bytes());
-    }
-
-    /// Sets the body length.
-    pub fn set_length(&mut self, value: u32) {
-        self.set(field::LENGTH, &value.to_be_bytes());
-    }
-}
+/// One frame: a message and its request id.
+pub type Frame = frame::Frame<Command>;
 
 /// How many octets the frame that starts with this header has in all (header included),
 /// once its magic, version and length are checked. `Ok(None)` until [`HEADER_LEN`] octets
 /// are there.
 pub fn frame_len(bytes: &[u8]) -> Result<Option<usize>, DecodeError> {
-    let Some(header) = Header::new_checked(bytes) else {
-        return Ok(None);
-    };
-    Ok(Some(header.check()?.saturating_add(HEADER_LEN)))
+    frame::frame_len(bytes)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -635,48 +435,24 @@ impl Message {
     }
 }
 
-/// One frame: a message and its request id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    /// Chosen by the requester and echoed in the reply; 0 for events.
-    pub request_id: u32,
-    /// The message.
-    pub message: Message,
-}
-
-fn body<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    postcard::to_extend(value, core::mem::take(out))
-        .map(|v| *out = v)
-        .map_err(EncodeError::Serialize)
-}
-
 fn parse<'a, T: Deserialize<'a>>(kind: Kind, body: &'a [u8]) -> Result<T, DecodeError> {
-    let (value, rest) =
-        postcard::take_from_bytes(body).map_err(|error| DecodeError::Malformed { kind, error })?;
-    if rest.is_empty() {
-        Ok(value)
-    } else {
-        Err(DecodeError::TrailingBytes {
-            kind,
-            extra: rest.len(),
-        })
-    }
+    frame::parse(kind, body)
 }
 
-impl Frame {
-    /// A frame.
-    pub fn new(request_id: u32, message: Message) -> Frame {
-        Frame {
-            request_id,
-            message,
-        }
+impl Protocol for Command {
+    const MAGIC: [u8; 4] = MAGIC;
+    const VERSION: u16 = VERSION;
+    const MAX_BODY_LEN: usize = MAX_BODY_LEN;
+    const NAME: &'static str = "command interface";
+    type Kind = Kind;
+    type Message = Message;
+
+    fn kind(message: &Message) -> Kind {
+        message.kind()
     }
 
-    /// Appends the frame (header and body) to `out`. On error `out` is as it was.
-    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        let start = out.len();
-        out.extend_from_slice(&[0; HEADER_LEN]);
-        let result = match &self.message {
+    fn encode_body(message: &Message, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
+        match message {
             Message::Hello(m) => body(m, out),
             Message::HelloReply(m) => body(m, out),
             Message::Establish(m) => body(m, out),
@@ -689,82 +465,26 @@ impl Frame {
             Message::WorkerStats(m) => body(m, out),
             Message::PppFromPeer(m) => body(m, out),
             Message::ResetRequestNeeded(m) => body(m, out),
-        };
-        let length = out.len().saturating_sub(start + HEADER_LEN);
-        let length = match (result, u32::try_from(length)) {
-            (Ok(()), Ok(n)) if length <= MAX_BODY_LEN => n,
-            (Err(e), _) => {
-                out.truncate(start);
-                return Err(e);
-            }
-            _ => {
-                out.truncate(start);
-                return Err(EncodeError::Oversize { length });
-            }
-        };
-        if let Some(bytes) = out.get_mut(start..start + HEADER_LEN) {
-            let mut header = Header::new_unchecked(bytes);
-            header.set_magic(MAGIC);
-            header.set_version(VERSION);
-            header.set_kind(self.message.kind());
-            header.set_request_id(self.request_id);
-            header.set_length(length);
         }
-        Ok(())
     }
 
-    /// The frame as bytes.
-    pub fn to_vec(&self) -> Result<Vec<u8>, EncodeError> {
-        let mut out = Vec::new();
-        self.encode(&mut out)?;
-        Ok(out)
-    }
-
-    /// Decodes the frame at the start of `bytes`: `Ok(None)` if the frame is not complete
-    /// yet, else the frame and how many octets it took (the rest is the next frame).
-    pub fn decode(bytes: &[u8]) -> Result<Option<(Frame, usize)>, DecodeError> {
-        let Some(header) = Header::new_checked(bytes) else {
-            return Ok(None);
-        };
-        let length = header.check()?;
-        let total = HEADER_LEN.saturating_add(length);
-        let Some(body_bytes) = bytes.get(HEADER_LEN..total) else {
-            return Ok(None);
-        };
-        let kind = header.kind();
-        let empty = |message: Message| {
-            if body_bytes.is_empty() {
-                Ok(message)
-            } else {
-                Err(DecodeError::TrailingBytes {
-                    kind,
-                    extra: body_bytes.len(),
-                })
-            }
-        };
-        let message = match kind {
+    fn decode_body(kind: Kind, body_bytes: &[u8]) -> Result<Message, DecodeError> {
+        Ok(match kind {
             Kind::Hello => Message::Hello(parse(kind, body_bytes)?),
             Kind::HelloReply => Message::HelloReply(parse(kind, body_bytes)?),
             Kind::Establish => Message::Establish(Box::new(parse(kind, body_bytes)?)),
             Kind::Remove => Message::Remove(parse(kind, body_bytes)?),
             Kind::SendPpp => Message::SendPpp(parse(kind, body_bytes)?),
             Kind::ListCalls => Message::ListCalls(parse(kind, body_bytes)?),
-            Kind::GetWorkerStats => empty(Message::GetWorkerStats)?,
-            Kind::Done => empty(Message::Done)?,
+            Kind::GetWorkerStats => frame::empty(kind, body_bytes, Message::GetWorkerStats)?,
+            Kind::Done => frame::empty(kind, body_bytes, Message::Done)?,
             Kind::Failed => Message::Failed(parse(kind, body_bytes)?),
             Kind::CallList => Message::CallList(parse(kind, body_bytes)?),
             Kind::WorkerStats => Message::WorkerStats(parse(kind, body_bytes)?),
             Kind::PppFromPeer => Message::PppFromPeer(parse(kind, body_bytes)?),
             Kind::ResetRequestNeeded => Message::ResetRequestNeeded(parse(kind, body_bytes)?),
             Kind::Unknown(k) => return Err(DecodeError::UnknownKind(k)),
-        };
-        Ok(Some((
-            Frame {
-                request_id: header.request_id(),
-                message,
-            },
-            total,
-        )))
+        })
     }
 }
 

@@ -21,6 +21,8 @@
 mod macros;
 
 pub mod command;
+// dedup2: the framing command and control_api share.
+pub mod frame;
 // ctlsock: the control daemon's own socket (issue 5 item 8).
 pub mod control_api;
 pub mod crypto;
