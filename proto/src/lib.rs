@@ -9,6 +9,7 @@
 //! * [`session`]: one call tied to one PPP link, and what it tells the layer above.
 //! * [`command`]: the typed, versioned messages of the datapath's command interface.
 //! * [`control_api`]: the same for the control daemon's socket (the `xpptp` tool).
+//! * [`frame`]: the framing both share (header, size limits, encode and decode).
 //!
 //! The state machines read no clock and do no I/O: time is an argument, inputs are
 //! `handle_*` calls and outputs are drained with `poll_*` (the quinn-proto shape), so the
@@ -21,11 +22,9 @@
 mod macros;
 
 pub mod command;
-// dedup2: the framing command and control_api share.
-pub mod frame;
-// ctlsock: the control daemon's own socket (issue 5 item 8).
 pub mod control_api;
 pub mod crypto;
+pub mod frame;
 pub mod ppp;
 pub mod pptp;
 pub mod session;
