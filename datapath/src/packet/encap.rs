@@ -157,13 +157,12 @@ fn encap_inner(
     let gre_len = 12 + ack_len;
     let l2_len = l2.as_bytes().len();
     let overhead = l2_len + IPV4_HEADER_LEN + gre_len + ppp_len;
-    let start = inner
-        .start
-        .checked_sub(overhead)
-        .ok_or(DropReason::NoHeadroom)?;
+    // Also what keeps the subtractions below from underflowing.
+    if inner.start < overhead {
+        return Err(DropReason::NoHeadroom);
+    }
     let ppp_start = inner.start - ppp_len;
     let gre_start = ppp_start - gre_len;
-    let ip_start = gre_start - IPV4_HEADER_LEN;
     let gre_payload_len = u16::try_from(end - ppp_start).map_err(|_| DropReason::ExceedsMtu)?;
 
     // From here on nothing fails: state (sequence, MPPE count) moves only for packets sent.
@@ -182,28 +181,64 @@ fn encap_inner(
         put(buf, plain_at - MPPE_HEADER_LEN, &header.to_be_bytes())?;
     }
 
+    let placement = Placement {
+        gre_start,
+        ppp_start,
+        end,
+        payload_len: gre_payload_len,
+    };
+    let start = emit_headers(call, down, l2, buf, &placement, DropReason::ExceedsMtu)?;
+    Ok((start..end, inner_len))
+}
+
+/// Where a frame's GRE header and PPP go: `gre_start..ppp_start` and `ppp_start..end`, the
+/// GRE payload being `payload_len` octets (checked by the caller before any state moved).
+struct Placement {
+    gre_start: usize,
+    ppp_start: usize,
+    end: usize,
+    payload_len: u16,
+}
+
+/// Numbers a frame (the next data sequence number, the ack owed) and writes in front of
+/// its PPP its GRE header, the call's outer IPv4 header and `l2`; returns where the frame
+/// starts. `outer_error` is the reason given when the outer header cannot be written.
+fn emit_headers(
+    call: &CallConfig,
+    down: &mut Downstream,
+    l2: &L2Header,
+    buf: &mut [u8],
+    at: &Placement,
+    outer_error: DropReason,
+) -> Result<usize, DropReason> {
     let (seq, ack) = down.sequencer.next_data();
     let repr = GreRepr {
         call_id: call.peer_call_id,
         seq: Some(seq),
         ack,
-        payload_len: gre_payload_len,
+        payload_len: at.payload_len,
     };
     let gre_bytes = buf
-        .get_mut(gre_start..ppp_start)
+        .get_mut(at.gre_start..at.ppp_start)
         .ok_or(DropReason::NoHeadroom)?;
     repr.emit(&mut GrePacket::new_unchecked(gre_bytes))
         .map_err(|_| DropReason::NoHeadroom)?;
-
+    let ip_start = at
+        .gre_start
+        .checked_sub(IPV4_HEADER_LEN)
+        .ok_or(DropReason::NoHeadroom)?;
     let ip_bytes = buf
-        .get_mut(ip_start..gre_start)
+        .get_mut(ip_start..at.gre_start)
         .ok_or(DropReason::NoHeadroom)?;
     call.outer
-        .emit(ip_bytes, end - gre_start, down.ident)
-        .map_err(|_| DropReason::ExceedsMtu)?;
+        .emit(ip_bytes, at.end - at.gre_start, down.ident)
+        .map_err(|_| outer_error)?;
     down.ident = down.ident.wrapping_add(1);
+    let start = ip_start
+        .checked_sub(l2.as_bytes().len())
+        .ok_or(DropReason::NoHeadroom)?;
     put(buf, start, l2.as_bytes())?;
-    Ok((start..end, inner_len))
+    Ok(start)
 }
 
 /// Builds a pure GRE acknowledgment (no sequence number, no payload; RFC 2637 section
@@ -295,27 +330,14 @@ pub fn ppp_control(
         let payload_len = u16::try_from(end - ppp_start).map_err(|_| DropReason::ExceedsMtu)?;
         put(buf, ppp_start, &[ADDRESS, CONTROL])?;
         put(buf, ppp_start + 2, ppp)?;
-        let (seq, ack) = down.sequencer.next_data();
-        let repr = GreRepr {
-            call_id: call.peer_call_id,
-            seq: Some(seq),
-            ack,
+        let placement = Placement {
+            gre_start,
+            ppp_start,
+            end,
             payload_len,
         };
-        let gre_bytes = buf
-            .get_mut(gre_start..ppp_start)
-            .ok_or(DropReason::NoHeadroom)?;
-        repr.emit(&mut GrePacket::new_unchecked(gre_bytes))
-            .map_err(|_| DropReason::NoHeadroom)?;
-        let ip_bytes = buf
-            .get_mut(l2_len..gre_start)
-            .ok_or(DropReason::NoHeadroom)?;
-        call.outer
-            .emit(ip_bytes, end - gre_start, down.ident)
-            .map_err(|_| DropReason::NoHeadroom)?;
-        down.ident = down.ident.wrapping_add(1);
-        put(buf, 0, l2.as_bytes())?;
-        Ok(0..end)
+        let start = emit_headers(call, down, l2, buf, &placement, DropReason::NoHeadroom)?;
+        Ok(start..end)
     })();
     match result {
         Ok(frame) => {
