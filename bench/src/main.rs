@@ -1,0 +1,38 @@
+//! `xpptp-bench`: emulates PPTP clients against a running concentrator, drives and
+//! verifies traffic through it, and reports what each packet cost.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// xpptp's emulator and benchmark tool.
+///
+/// Logs go to stderr; RUST_LOG filters them (default `info`).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result: anyhow::Result<()> = match cli.command {};
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xpptp-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
