@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # Installs everything xpptp's build and tests need on a fresh Debian machine of the kind
 # described in shared/notes/environment.md. Idempotent and non-interactive; run as root.
+#
+#   scripts/setup.sh          the build and every test (scripts/test.sh runs this)
+#   scripts/setup.sh --demo   only what building the binaries needs (scripts/demo.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+demo=0
+case "${1:-}" in
+    --demo) demo=1 ;;
+    "") ;;
+    *) echo "setup.sh: unknown argument '$1' (only --demo)" >&2; exit 2 ;;
+esac
 
 log() { printf '==> %s\n' "$*"; }
 
@@ -15,7 +25,9 @@ fi
 # iproute2 (`ip`) builds the namespaces of the datapath tests; iperf3 measures through the
 # tunnel in the interop run, and ping through it (whose guest image tests/interop/guest/build.sh installs QEMU
 # and debootstrap for).
+build_packages=(libssl-dev pkg-config iproute2)
 apt_packages=(tshark libssl-dev pkg-config iproute2 iperf3 iputils-ping)
+[ "$demo" -eq 1 ] && apt_packages=("${build_packages[@]}")
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,6 +50,7 @@ rustup component add rustfmt clippy >/dev/null
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 rustup component add rust-src llvm-tools --toolchain nightly >/dev/null
 
+[ "$demo" -eq 1 ] && { log "setup done"; exit 0; }
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     log "cargo install cargo-fuzz"
     cargo install --locked cargo-fuzz --quiet

@@ -3,3 +3,6 @@
 //! Results are benchmarks, never timed tests: every figure is reported with a baseline
 //! measured in the same run (the crypto floor, the socket backend), because the machines
 //! this runs on are shared and noisy.
+
+// topology: the namespaces and daemons the demo and the suite run against.
+pub mod topology;
