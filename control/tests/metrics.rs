@@ -8,7 +8,9 @@
 //! reason, the datapath up and the mock datapath's counters (per-worker traffic, events,
 //! UMEM frames, the kernel's ring-full count, XDP verdicts) under their families with HELP
 //! and TYPE; `promtool check metrics` (Debian's prometheus package) accepts the text from
-//! stdin; /other is 404 and a POST to /metrics is 405.
+//! stdin; /other is 404 and a POST to /metrics is 405. Then the mock stops answering
+//! GetWorkerStats: a scrape still comes (after the 2 s bound), with `xpptp_datapath_up 0`,
+//! no datapath series and the daemon's own figures, and promtool accepts it too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -17,6 +19,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use xpptp_control::daemon::SharedPool;
@@ -98,6 +101,7 @@ fn scrape_matches_the_daemon_and_the_mock_and_passes_promtool() {
     ));
     let mock = MockDatapath::default();
     let log = Arc::clone(&mock.log);
+    let stall = Arc::clone(&mock.stall_stats);
     let metrics = SocketAddr::from((pair.a.addr, METRICS_PORT));
     let mut settings = test_settings(pair.a.addr, &socket, None);
     settings.metrics_listen = Some(metrics);
@@ -105,7 +109,7 @@ fn scrape_matches_the_daemon_and_the_mock_and_passes_promtool() {
     let guard = ShutdownOnDrop(handle.clone());
     let server = pair.a.addr;
 
-    let (scrape, other, post) = run_in(&pair.b.netns, || {
+    let (scrape, other, post, stalled) = run_in(&pair.b.netns, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -120,11 +124,14 @@ fn scrape_matches_the_daemon_and_the_mock_and_passes_promtool() {
             })
             .await;
             tokio::task::spawn_blocking(move || {
-                (
+                let answered = (
                     http(metrics, "GET", "/metrics"),
                     http(metrics, "GET", "/other"),
                     http(metrics, "POST", "/metrics"),
-                )
+                );
+                stall.store(true, Ordering::Relaxed);
+                let stalled = http(metrics, "GET", "/metrics");
+                (answered.0, answered.1, answered.2, stalled)
             })
             .await
             .unwrap()
@@ -195,6 +202,18 @@ fn scrape_matches_the_daemon_and_the_mock_and_passes_promtool() {
             .any(|(n, v)| n == "allow" && v == "GET, HEAD"),
         "{headers:?}"
     );
+
+    // A datapath that does not answer: the scrape still comes, with the datapath down and
+    // its series absent, and the daemon's own figures.
+    let (status, _, text) = stalled;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("xpptp_datapath_up 0\n"), "{text}");
+    assert!(text.contains("xpptp_session_setups_total 1\n"), "{text}");
+    assert!(
+        !text.contains("xpptp_worker") && !text.contains("xpptp_xdp"),
+        "{text}"
+    );
+    promtool_check(&text);
 
     drop(guard);
     let deadline = std::time::Instant::now() + PATIENCE;

@@ -6,6 +6,7 @@
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,6 +52,9 @@ pub struct MockDatapath {
     /// Whether ListCalls reports the calls established and not removed (with made-up
     /// counters) rather than none.
     pub report_calls: bool,
+    // metrics: a datapath that stops answering GetWorkerStats while set.
+    /// While set, GetWorkerStats gets no reply (a stuck datapath).
+    pub stall_stats: Arc<AtomicBool>,
 }
 
 pub async fn mock_datapath(listener: UnixListener, mock: MockDatapath) {
@@ -58,6 +62,7 @@ pub async fn mock_datapath(listener: UnixListener, mock: MockDatapath) {
         log,
         pushers,
         report_calls,
+        stall_stats,
     } = mock;
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -70,6 +75,7 @@ pub async fn mock_datapath(listener: UnixListener, mock: MockDatapath) {
             Arc::clone(&log),
             pushed,
             report_calls,
+            Arc::clone(&stall_stats),
         ));
     }
 }
@@ -79,6 +85,7 @@ pub async fn mock_connection(
     log: Log,
     mut pushed: mpsc::UnboundedReceiver<Message>,
     report_calls: bool,
+    stall_stats: Arc<AtomicBool>,
 ) {
     let mut buffer = Vec::new();
     let mut chunk = vec![0u8; 65536];
@@ -102,6 +109,10 @@ pub async fn mock_connection(
             let (frame, _) = Frame::decode(&buffer[..total]).unwrap().unwrap();
             buffer.drain(..total);
             let mut punt = None;
+            if frame.message == Message::GetWorkerStats && stall_stats.load(Ordering::Relaxed) {
+                log.lock().unwrap().push(frame.message);
+                continue;
+            }
             let reply = match &frame.message {
                 Message::Hello(hello) => {
                     assert!(hello.subscribe, "control must subscribe to punted frames");
