@@ -337,11 +337,19 @@ fn daemon_establishes_forwards_lists_and_removes_a_call() {
     let rings = &reply.workers[0].rings;
     assert_eq!(rings.len(), 1, "one socket, one-armed: {rings:?}");
     let r = rings[0];
+    assert_eq!(r.frames, 1024, "the configured UMEM: {r:?}");
+    // At rest the worker keeps at most its TX reserve (64) free and lends the rest to the
+    // kernel's fill ring.
+    assert!(r.free <= 64, "{r:?}");
     assert!(
-        r.frames > 0 && r.receive > 0,
+        r.receive >= 1024 - 64 - r.transmit,
         "the fill ring is stocked: {r:?}"
     );
     assert_eq!(r.free + r.receive + r.transmit, r.frames, "{r:?}");
+    assert!(
+        r.kernel.is_some(),
+        "the kernel's XDP_STATISTICS read: {r:?}"
+    );
     let mppe = reply.xdp.iter().find(|v| v.verdict == "upstream_mppe");
     assert!(
         mppe.is_some_and(|v| v.packets >= sent && v.bytes > 0),
