@@ -27,6 +27,7 @@ fi
 # and debootstrap for).
 build_packages=(libssl-dev pkg-config iproute2)
 apt_packages=(tshark libssl-dev pkg-config iproute2 iperf3 iputils-ping)
+apt_packages+=(prometheus) # metrics: promtool validates the exposition (control/tests/metrics.rs)
 [ "$demo" -eq 1 ] && apt_packages=("${build_packages[@]}")
 missing=()
 for p in "${apt_packages[@]}"; do

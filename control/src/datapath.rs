@@ -34,7 +34,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use xpptp_proto::command::{
     self, CallInfo, CallList, EncodeError, Establish, FailureCode, Frame, Hello, Kind, ListCalls,
-    MAX_LIST_PAGE, Message, PppFromPeer, Remove, ResetRequestNeeded, SendPpp, WorkerStats,
+    MAX_LIST_PAGE, Message, PppFromPeer, Remove, ResetRequestNeeded, SendPpp, WorkerStatsReply,
 };
 use xpptp_proto::session::Established;
 
@@ -68,9 +68,9 @@ pub enum DatapathError {
     /// The connection went away before the reply came.
     #[error("datapath connection lost before it replied")]
     Disconnected,
-    /// No reply within [`REQUEST_TIMEOUT`].
-    #[error("datapath did not reply within {REQUEST_TIMEOUT:?}")]
-    Timeout,
+    /// No reply within the time given ([`REQUEST_TIMEOUT`] unless the request says).
+    #[error("datapath did not reply within {0:?}")]
+    Timeout(Duration),
     /// The write queue is full (the datapath does not read).
     #[error("datapath command queue full")]
     Busy,
@@ -218,12 +218,16 @@ impl DatapathClient {
         }
     }
 
-    /// Every worker's counters (GetWorkerStats), for the control socket's stats
-    /// (ctlsock).
-    pub async fn worker_stats(&self) -> Result<Vec<WorkerStats>, DatapathError> {
+    /// Every worker's counters and the XDP verdicts (GetWorkerStats), for the control
+    /// socket's stats (ctlsock) and the metrics, waiting at most `within` for them.
+    pub async fn worker_stats(&self, within: Duration) -> Result<WorkerStatsReply, DatapathError> {
         let writer = self.inner.writer().ok_or(DatapathError::NotConnected)?;
-        match self.inner.request(&writer, Message::GetWorkerStats).await? {
-            Message::WorkerStats(reply) => Ok(reply.workers),
+        match self
+            .inner
+            .request_within(&writer, Message::GetWorkerStats, within)
+            .await?
+        {
+            Message::WorkerStats(reply) => Ok(reply),
             Message::Failed(failed) => Err(DatapathError::Failed {
                 code: failed.code,
                 detail: failed.detail,
@@ -278,6 +282,16 @@ impl Inner {
         writer: &mpsc::Sender<Vec<u8>>,
         message: Message,
     ) -> Result<Message, DatapathError> {
+        self.request_within(writer, message, REQUEST_TIMEOUT).await
+    }
+
+    /// [`Inner::request`], waiting at most `within` for the reply.
+    async fn request_within(
+        &self,
+        writer: &mpsc::Sender<Vec<u8>>,
+        message: Message,
+        within: Duration,
+    ) -> Result<Message, DatapathError> {
         let id = self.request_id();
         let bytes = Frame::new(id, message).to_vec()?;
         let (tx, rx) = oneshot::channel();
@@ -286,12 +300,12 @@ impl Inner {
             lock(&self.pending).remove(&id);
             return Err(DatapathError::Disconnected);
         }
-        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+        match tokio::time::timeout(within, rx).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(_)) => Err(DatapathError::Disconnected),
             Err(_) => {
                 lock(&self.pending).remove(&id);
-                Err(DatapathError::Timeout)
+                Err(DatapathError::Timeout(within))
             }
         }
     }

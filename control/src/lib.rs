@@ -10,10 +10,13 @@
 //! * [`datapath`]: the client of the datapath's command socket (establish, remove,
 //!   send_ppp; punted frames back), reconnecting and resynchronising.
 //! * [`api`]: the daemon's control socket for the `xpptp` tool, and its client (ctlsock).
+//! * [`metrics`]: Prometheus text exposition over HTTP (off unless configured).
 
 // ctlsock: the control socket.
 pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod datapath;
+// metrics: the Prometheus endpoint (issue 6 item 2).
+pub mod metrics;
 pub mod pool;

@@ -51,6 +51,11 @@ struct Args {
     /// the configuration's [default: /run/xpptp/control.sock].
     #[arg(long, value_name = "PATH")]
     control_socket: Option<PathBuf>,
+    /// Serve Prometheus metrics (GET /metrics) on this address and port, e.g.
+    /// 127.0.0.1:9723, overriding the configuration's ([metrics] listen); the only way to
+    /// turn them on with --pptpd-conf [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Log lines as text for people or as JSON objects for collectors.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -127,6 +132,7 @@ fn serve(args: &Args, loaded: Loaded) -> anyhow::Result<()> {
         users = secrets.len(),
         datapath = %config.datapath_socket.display(),
         control = %config.control_socket.display(),
+        metrics = %config.metrics.map_or_else(|| "off".into(), |m| m.to_string()),
         "configuration loaded"
     );
     let secrets = Arc::new(ChapSecrets::new(&config.secrets_file, secrets));
@@ -136,13 +142,16 @@ fn serve(args: &Args, loaded: Loaded) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let loaded = match load(&args) {
+    let mut loaded = match load(&args) {
         Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(metrics) = args.metrics_listen {
+        loaded.config.metrics = Some(metrics);
+    }
     if args.check {
         return check(&loaded);
     }

@@ -90,6 +90,22 @@ fn a_poptop_install_checks_out_with_warnings() {
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("metrics           off\n"), "{stdout}");
+    // metrics: the flag turns them on where pptpd.conf has no place for them.
+    let with_metrics = run(&[
+        "--check",
+        "--pptpd-conf",
+        &conf,
+        "--chap-secrets",
+        &secrets,
+        "--metrics-listen",
+        "127.0.0.1:9723",
+    ]);
+    assert!(
+        text(&with_metrics.stdout).contains("metrics           127.0.0.1:9723\n"),
+        "{}",
+        text(&with_metrics.stdout)
+    );
     assert!(
         stdout.contains("pool              6 addresses (192.168.0.234 .. 192.168.0.245)"),
         "{stdout}"
@@ -148,6 +164,7 @@ fn help_names_every_flag_and_bad_invocations_fail() {
         "--chap-secrets",
         "--check",
         "--datapath-socket",
+        "--metrics-listen",
         "--log-format",
         "SIGHUP",
         "RUST_LOG",

@@ -45,8 +45,8 @@ use crate::route::{OutputFilter, Refresher, RefresherConfig, RouteError};
 use crate::steering::{Steering, SteeringError};
 use crate::tun::{Tun, TunConfig, TunError, TunQueue};
 use crate::worker::{
-    NextHops, Other, TunReaderStats, TunReaders, Worker, WorkerCall, WorkerConfig, WorkerError,
-    WorkerStats,
+    NextHops, Other, RingSnapshot, TunReaderStats, TunReaders, Worker, WorkerCall, WorkerConfig,
+    WorkerError, WorkerStats,
 };
 use crate::xsk::{XskConfig, XskError, XskSocket};
 
@@ -435,7 +435,12 @@ fn wire_drop_reason(r: DropReason) -> wire::DropReason {
 }
 
 /// One worker's counters as the command interface reports them.
-fn wire_worker_stats(queue: u32, cpu: Option<u32>, s: &WorkerStats) -> wire::WorkerStats {
+fn wire_worker_stats(
+    queue: u32,
+    cpu: Option<u32>,
+    s: &WorkerStats,
+    rings: &[RingSnapshot],
+) -> wire::WorkerStats {
     let traffic = |p: crate::worker::PacketsBytes| Traffic {
         packets: p.packets,
         bytes: p.bytes,
@@ -480,6 +485,36 @@ fn wire_worker_stats(queue: u32, cpu: Option<u32>, s: &WorkerStats) -> wire::Wor
         batch_packets: s.batch_frames,
         handed_off: other(Other::HandedOff),
         punted: other(Other::ToControl),
+        client_to_client: traffic(s.c2c_tx),
+        acks_sent: traffic(s.ack_tx),
+        control_sent: traffic(s.control_tx),
+        events: Other::ALL
+            .iter()
+            .map(|o| wire::EventCount {
+                name: o.name().to_owned(),
+                packets: other(*o),
+            })
+            .collect(),
+        batch_sizes: s.batch_sizes.to_vec(),
+        rings: rings.iter().map(wire_rings).collect(),
+    }
+}
+
+fn wire_rings(r: &RingSnapshot) -> wire::RingStats {
+    wire::RingStats {
+        ifindex: r.ifindex,
+        frames: r.frames,
+        free: r.free,
+        receive: r.receive,
+        transmit: r.transmit,
+        kernel: r.kernel.map(|k| wire::XskKernelStats {
+            rx_dropped: k.rx_dropped,
+            rx_invalid_descs: k.rx_invalid_descs,
+            tx_invalid_descs: k.tx_invalid_descs,
+            rx_ring_full: k.rx_ring_full,
+            rx_fill_ring_empty_descs: k.rx_fill_ring_empty_descs,
+            tx_ring_empty_descs: k.tx_ring_empty_descs,
+        }),
     }
 }
 
@@ -1103,7 +1138,7 @@ impl Fastpath for Datapath {
     fn worker_stats(&self) -> Vec<wire::WorkerStats> {
         // The socket backend's threads report as one worker (their counters summed).
         if let Some(socket) = &self.socket {
-            return vec![wire_worker_stats(0, None, &socket.snapshot())];
+            return vec![wire_worker_stats(0, None, &socket.snapshot(), &[])];
         }
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         self.workers
@@ -1111,7 +1146,18 @@ impl Fastpath for Datapath {
             .map(|w| {
                 let queue = w.queue();
                 let pinned = cores.iter().any(|c| c.id == queue as usize);
-                wire_worker_stats(queue, pinned.then_some(queue), &w.snapshot())
+                wire_worker_stats(queue, pinned.then_some(queue), &w.snapshot(), &w.rings())
+            })
+            .collect()
+    }
+
+    fn xdp_verdicts(&self) -> Vec<wire::VerdictCount> {
+        self.xdp_counters()
+            .into_iter()
+            .map(|(verdict, packets, bytes)| wire::VerdictCount {
+                verdict: verdict.to_owned(),
+                packets,
+                bytes,
             })
             .collect()
     }
@@ -1217,7 +1263,26 @@ mod tests {
         s.other(Other::UnknownCall);
         s.other(Other::ToControl);
         s.up_rx.add(100);
-        let w = wire_worker_stats(1, Some(1), &s);
+        s.other(Other::NoRoute);
+        s.ack_tx.add(60);
+        let rings = [RingSnapshot {
+            ifindex: 2,
+            frames: 64,
+            free: 4,
+            receive: 58,
+            transmit: 2,
+            kernel: None,
+        }];
+        let w = wire_worker_stats(1, Some(1), &s, &rings);
+        assert_eq!(
+            w.rings.first().map(|r| (r.receive, r.transmit)),
+            Some((58, 2))
+        );
+        assert_eq!(w.acks_sent.bytes, 60);
+        assert_eq!(w.events.len(), Other::COUNT, "every count, zeros included");
+        let named = |name: &str| w.events.iter().find(|e| e.name == name).map(|e| e.packets);
+        assert_eq!(named("no_route"), Some(1));
+        assert_eq!(named("next_hop_unresolved"), Some(0));
         assert_eq!(w.worker, 1);
         assert_eq!(
             w.upstream.rx,

@@ -185,6 +185,7 @@ fn log_stats(datapath: &Datapath) {
             down_rx = w.downstream.rx.packets,
             down_tx = w.downstream.tx.packets,
             drops = ?w.drops,
+            rings = ?w.rings,
             "worker counters"
         );
     }

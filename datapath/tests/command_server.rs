@@ -24,7 +24,7 @@ use xpptp_datapath::command::{
 use xpptp_proto::command::{
     CallInfo, CallList, Establish, Failed, FailureCode, Frame, HEADER_LEN, Header, ListCalls,
     MAGIC, MAX_BODY_LEN, Message, PppFromPeer, Remove, ResetRequestNeeded, SendPpp, Traffic,
-    VERSION, WorkerStats,
+    VERSION, VerdictCount, WorkerStats,
 };
 use xpptp_proto::ppp::ipcp::NameServers;
 use xpptp_proto::ppp::link::Role;
@@ -132,8 +132,22 @@ impl Fastpath for Mock {
                 batch_packets: 0,
                 handed_off: 0,
                 punted: 0,
+                client_to_client: Traffic::default(),
+                acks_sent: Traffic::default(),
+                control_sent: Traffic::default(),
+                events: Vec::new(),
+                batch_sizes: Vec::new(),
+                rings: Vec::new(),
             })
             .collect()
+    }
+
+    fn xdp_verdicts(&self) -> Vec<VerdictCount> {
+        vec![VerdictCount {
+            verdict: "to_worker".into(),
+            packets: 3,
+            bytes: 180,
+        }]
     }
 
     fn wait_events(&self, out: &mut Vec<Event>, timeout: Duration) {
@@ -267,6 +281,7 @@ fn hello_reports_workers_and_calls() {
         Message::WorkerStats(s) => {
             assert_eq!(s.workers.len(), 2);
             assert_eq!(s.workers[1].batches, 11);
+            assert_eq!(s.xdp.first().map(|v| v.packets), Some(3));
         }
         other => panic!("{other:?}"),
     }

@@ -8,7 +8,9 @@
 //! the decrypted packets come back out of `xa`: the first through the TUN (the kernel
 //! forwards it while the next hop, b, is resolved: no MAC is configured), the later ones
 //! from the fast path once the route cache has b's MAC; the listing shows the call and its
-//! counters; after Remove the next frame of the call is no longer forwarded.
+//! counters, and GetWorkerStats the socket's UMEM frames all accounted for (free, receive,
+//! transmit) and the XDP program's upstream_mppe verdicts; after Remove the next frame of
+//! the call is no longer forwarded.
 //!
 //! Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF, CAP_NET_RAW); fails with what is
 //! missing otherwise, never skips. `VethPair`'s guard removes the namespaces.
@@ -32,6 +34,7 @@ use xpptp_datapath::worker::Other;
 use xpptp_datapath::xsk::{BindMode, XskConfig};
 use xpptp_proto::command::{
     CallInfo, Establish, FailureCode, ListCalls, Message, Remove, SendPpp, WorkerStats,
+    WorkerStatsReply,
 };
 use xpptp_proto::crypto::mppe::{MppeEncryptor, MppeMode};
 use xpptp_proto::crypto::mppe_keys::{MppeStrength, StartKey};
@@ -168,8 +171,12 @@ fn list(client: &mut Client) -> Vec<CallInfo> {
 }
 
 fn worker_stats(client: &mut Client) -> Vec<WorkerStats> {
+    stats_reply(client).workers
+}
+
+fn stats_reply(client: &mut Client) -> WorkerStatsReply {
     match client.request(Message::GetWorkerStats).unwrap() {
-        Message::WorkerStats(s) => s.workers,
+        Message::WorkerStats(s) => s,
         other => panic!("expected WorkerStats, got {other:?}"),
     }
 }
@@ -323,6 +330,31 @@ fn daemon_establishes_forwards_lists_and_removes_a_call() {
     assert_eq!(
         stats[0].upstream.tx.packets, 1,
         "the last packet left through the fast path, with b's resolved MAC: {stats:?}"
+    );
+    // metrics: the AF_XDP frames are accounted for, and the XDP program's verdicts counted
+    // the call's frames.
+    let reply = stats_reply(&mut control);
+    let rings = &reply.workers[0].rings;
+    assert_eq!(rings.len(), 1, "one socket, one-armed: {rings:?}");
+    let r = rings[0];
+    assert_eq!(r.frames, 1024, "the configured UMEM: {r:?}");
+    // At rest the worker keeps at most its TX reserve (64) free and lends the rest to the
+    // kernel's fill ring.
+    assert!(r.free <= 64, "{r:?}");
+    assert!(
+        r.receive >= 1024 - 64 - r.transmit,
+        "the fill ring is stocked: {r:?}"
+    );
+    assert_eq!(r.free + r.receive + r.transmit, r.frames, "{r:?}");
+    assert!(
+        r.kernel.is_some(),
+        "the kernel's XDP_STATISTICS read: {r:?}"
+    );
+    let mppe = reply.xdp.iter().find(|v| v.verdict == "upstream_mppe");
+    assert!(
+        mppe.is_some_and(|v| v.packets >= sent && v.bytes > 0),
+        "the call's GRE counted as upstream_mppe: {:?}",
+        reply.xdp
     );
 
     // Refusals change nothing: another call with the same client address, the same call ID

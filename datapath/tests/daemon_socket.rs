@@ -175,6 +175,12 @@ fn socket_backend_daemon_serves_commands_and_forwards() {
     assert_eq!(stats[0].upstream.rx.packets, 1, "{stats:?}");
     assert_eq!(stats[0].upstream.tx.packets, 1, "{stats:?}");
     assert!(stats[0].downstream.tx.packets >= 1, "{stats:?}");
+    // metrics: no AF_XDP rings and no XDP program here.
+    assert!(stats[0].rings.is_empty(), "{stats:?}");
+    match control.request(Message::GetWorkerStats).unwrap() {
+        Message::WorkerStats(reply) => assert!(reply.xdp.is_empty(), "{reply:?}"),
+        other => panic!("expected WorkerStats, got {other:?}"),
+    }
     let calls = match control
         .request(Message::ListCalls(ListCalls { start: 0, max: 10 }))
         .unwrap()

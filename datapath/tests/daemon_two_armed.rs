@@ -181,6 +181,14 @@ fn two_armed_forwards_with_resolved_next_hops_both_ways() {
             );
         }
         if stats.up_tx.packets > 0 {
+            // metrics: a two-armed worker reports both its sockets' rings, outside first.
+            let rings = datapath
+                .worker_stats()
+                .first()
+                .map(|w| w.rings.clone())
+                .unwrap_or_default();
+            assert_eq!(rings.len(), 2, "{rings:?}");
+            assert_ne!(rings[0].ifindex, rings[1].ifindex, "{rings:?}");
             break;
         }
         assert!(

@@ -57,7 +57,7 @@ use crate::session::{Established, MppeKeyState};
 pub const MAGIC: [u8; 4] = *b"XPDP";
 
 /// The version of every body's shape (see the module documentation for when it changes).
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// Largest body accepted: bounds what a reader buffers for one frame. A full
 /// [`CallList`] page ([`MAX_LIST_PAGE`] calls, each with a 256-octet user name and every
@@ -352,6 +352,83 @@ pub struct WorkerStats {
     pub handed_off: u64,
     /// PPP frames punted to the control plane.
     pub punted: u64,
+    /// Upstream packets sent straight to another call's client (client to client), whole
+    /// frames (also counted in `downstream.tx`).
+    pub client_to_client: Traffic,
+    /// Pure GRE acknowledgments sent, whole frames.
+    pub acks_sent: Traffic,
+    /// The control plane's PPP frames sent on calls, whole frames.
+    pub control_sent: Traffic,
+    /// Every other count the worker keeps, by the datapath's name for it (`no_route`,
+    /// `next_hop_unresolved`, `from_tun`, ...: frames it did not forward itself, and next-hop
+    /// lookups that were not a plain resolved hop), zeros included. Names are stable; a new
+    /// one needs no [`VERSION`] bump.
+    pub events: Vec<EventCount>,
+    /// Receive batches by size: counts of loop turns that received 0, 1, 2-3, 4-7, 8-15,
+    /// 16-31, 32-63 and 64 or more frames.
+    pub batch_sizes: Vec<u64>,
+    /// The worker's AF_XDP sockets (the interface facing the clients first, then the
+    /// inside one of a two-armed datapath); empty on the socket backend, which has no rings.
+    pub rings: Vec<RingStats>,
+}
+
+/// A named count of a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCount {
+    /// The datapath's name for it (lower case, `_`-separated).
+    pub name: String,
+    /// How many packets (or lookups).
+    pub packets: u64,
+}
+
+/// Where one AF_XDP socket's UMEM frames are, as its worker last published them (once per
+/// loop turn). The `xdp` crate does not expose the rings' producer and consumer indices, so
+/// the fill and RX rings are reported together (frames lent to the kernel for receiving),
+/// and so are the TX and completion rings (frames sent and not yet reaped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RingStats {
+    /// The interface's index.
+    pub ifindex: u32,
+    /// Frames in the UMEM.
+    pub frames: u32,
+    /// Frames free in user space (in no ring).
+    pub free: u32,
+    /// Frames on the fill ring or received on the RX ring and not yet read.
+    pub receive: u32,
+    /// Frames queued to send, on the TX ring, or sent and not yet on the completion ring
+    /// read back.
+    pub transmit: u32,
+    /// The kernel's counters for the socket (XDP_STATISTICS), read at most once a second;
+    /// `None` until read or when the kernel refused.
+    pub kernel: Option<XskKernelStats>,
+}
+
+/// The kernel's counters of one AF_XDP socket (getsockopt XDP_STATISTICS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct XskKernelStats {
+    /// Frames dropped for reasons other than the two below.
+    pub rx_dropped: u64,
+    /// Invalid descriptors on the fill ring.
+    pub rx_invalid_descs: u64,
+    /// Invalid descriptors on the TX ring.
+    pub tx_invalid_descs: u64,
+    /// Frames dropped because the RX ring was full (the worker was too slow).
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Times the kernel found the TX ring empty when woken.
+    pub tx_ring_empty_descs: u64,
+}
+
+/// One verdict counter of the XDP program, summed over CPUs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictCount {
+    /// The counter's name (`to_worker`, `pass`, ...).
+    pub verdict: String,
+    /// Packets.
+    pub packets: u64,
+    /// Octets (whole frames).
+    pub bytes: u64,
 }
 
 /// Reply to [`Kind::GetWorkerStats`].
@@ -359,6 +436,8 @@ pub struct WorkerStats {
 pub struct WorkerStatsReply {
     /// One per worker.
     pub workers: Vec<WorkerStats>,
+    /// The XDP program's verdict counters; empty on the socket backend (no XDP program).
+    pub xdp: Vec<VerdictCount>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -752,6 +831,36 @@ mod test {
                     batch_packets: 10,
                     handed_off: 0,
                     punted: 1,
+                    client_to_client: Traffic {
+                        packets: 1,
+                        bytes: 80,
+                    },
+                    acks_sent: Traffic::default(),
+                    control_sent: Traffic {
+                        packets: u64::MAX,
+                        bytes: u64::MAX,
+                    },
+                    events: vec![EventCount {
+                        name: "next_hop_unresolved".into(),
+                        packets: 4,
+                    }],
+                    batch_sizes: vec![0, 1, 2, 3, 4, 5, 6, 7],
+                    rings: vec![RingStats {
+                        ifindex: 3,
+                        frames: 4096,
+                        free: 10,
+                        receive: 4000,
+                        transmit: 86,
+                        kernel: Some(XskKernelStats {
+                            rx_ring_full: 5,
+                            ..XskKernelStats::default()
+                        }),
+                    }],
+                }],
+                xdp: vec![VerdictCount {
+                    verdict: "to_worker".into(),
+                    packets: 10,
+                    bytes: 14_000,
                 }],
             }),
             Message::PppFromPeer(PppFromPeer {
@@ -777,12 +886,12 @@ mod test {
     fn header_deconstruct() {
         // Done, request 0x01020304, empty body.
         let bytes = [
-            b'X', b'P', b'D', b'P', 0x00, 0x01, 0x00, 0x10, 0x01, 0x02, 0x03, 0x04, 0x00, 0x00,
+            b'X', b'P', b'D', b'P', 0x00, 0x02, 0x00, 0x10, 0x01, 0x02, 0x03, 0x04, 0x00, 0x00,
             0x00, 0x00,
         ];
         let header = Header::new_checked(&bytes[..]).expect("16 octets");
         assert_eq!(header.magic(), MAGIC);
-        assert_eq!(header.version(), 1);
+        assert_eq!(header.version(), VERSION);
         assert_eq!(header.kind(), Kind::Done);
         assert_eq!(header.request_id(), 0x0102_0304);
         assert_eq!(header.length(), 0);
@@ -827,9 +936,9 @@ mod test {
         assert_eq!(Frame::decode(&bytes), Err(DecodeError::BadMagic(*b"YPDP")));
 
         let mut bytes = done();
-        bytes[5] = 2;
+        bytes[5] = 3;
         let expected = DecodeError::UnsupportedVersion {
-            got: 2,
+            got: 3,
             supported: VERSION,
         };
         assert_eq!(Frame::decode(&bytes), Err(expected.clone()));

@@ -37,14 +37,14 @@ use serde::{Deserialize, Serialize};
 use crate::frame::{self, Protocol, body};
 pub use crate::frame::{EncodeError, HEADER_LEN};
 
-pub use crate::command::{MppeInfo, Traffic, WorkerStats};
+pub use crate::command::{MppeInfo, Traffic, VerdictCount, WorkerStats};
 use crate::ppp::auth::Method;
 
 /// First four octets of every frame.
 pub const MAGIC: [u8; 4] = *b"XPCT";
 
 /// The version of every body's shape (see the module documentation for when it changes).
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// Largest body accepted: bounds what a reader buffers for one frame. A full
 /// [`SessionList`] page ([`MAX_LIST_PAGE`] sessions, each with a 256-octet user name and
@@ -440,6 +440,9 @@ pub struct Stats {
     pub datapath_connected: bool,
     /// The datapath's workers (empty when it did not answer).
     pub workers: Vec<WorkerStats>,
+    /// The datapath's XDP verdict counters (empty when it did not answer, or on its socket
+    /// backend).
+    pub xdp: Vec<VerdictCount>,
 }
 
 /// Every message, by kind.
@@ -726,6 +729,17 @@ mod test {
                     batch_packets: 2,
                     handed_off: 0,
                     punted: 1,
+                    client_to_client: Traffic::default(),
+                    acks_sent: Traffic::default(),
+                    control_sent: Traffic::default(),
+                    events: Vec::new(),
+                    batch_sizes: vec![1, 1],
+                    rings: Vec::new(),
+                }],
+                xdp: vec![VerdictCount {
+                    verdict: "pass".into(),
+                    packets: 1,
+                    bytes: 60,
                 }],
             })),
         ]
@@ -762,7 +776,7 @@ mod test {
     fn header_deconstruct() {
         // GetStats, request 0x01020304, empty body.
         let bytes = [
-            b'X', b'P', b'C', b'T', 0x00, 0x01, 0x00, 0x06, 0x01, 0x02, 0x03, 0x04, 0x00, 0x00,
+            b'X', b'P', b'C', b'T', 0x00, 0x02, 0x00, 0x06, 0x01, 0x02, 0x03, 0x04, 0x00, 0x00,
             0x00, 0x00,
         ];
         let header = Header::new_checked(&bytes[..]).expect("16 octets");
@@ -794,11 +808,11 @@ mod test {
     #[test]
     fn bad_version_length_kind_and_bodies_are_named() {
         let mut bytes = get_stats();
-        bytes[5] = 2;
+        bytes[5] = 3;
         assert_eq!(
             Frame::decode(&bytes),
             Err(DecodeError::UnsupportedVersion {
-                got: 2,
+                got: 3,
                 supported: VERSION
             })
         );

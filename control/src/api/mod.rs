@@ -37,6 +37,7 @@ use xpptp_proto::control_api::{
 };
 
 use crate::daemon::{DaemonHandle, Refusal, SessionInfo, SessionPhase};
+use crate::datapath::DatapathError;
 pub use listen::ListenError;
 
 /// Most connections served at once; more get [`FailureCode::Busy`].
@@ -411,7 +412,8 @@ fn terminate_sessions(daemon: &DaemonHandle, terminate: &Terminate) -> Message {
     }
 }
 
-fn reason(refusal: Refusal) -> RefusalReason {
+/// The wire form of a refusal reason.
+pub(crate) fn refusal_reason(refusal: Refusal) -> RefusalReason {
     match refusal {
         Refusal::MaxSessions => RefusalReason::MaxSessions,
         Refusal::MaxStarting => RefusalReason::MaxStarting,
@@ -426,7 +428,13 @@ fn reason(refusal: Refusal) -> RefusalReason {
     }
 }
 
-async fn stats(daemon: &DaemonHandle) -> Stats {
+/// How long a `GetStats` (or a metrics scrape) waits for the datapath's figures before
+/// reporting it as not connected.
+pub const STATS_DATAPATH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The daemon's figures and the datapath's, the latter waited for at most
+/// [`STATS_DATAPATH_TIMEOUT`].
+pub(crate) async fn stats(daemon: &DaemonHandle) -> Stats {
     use std::sync::atomic::Ordering::Relaxed;
     let sessions = daemon.sessions();
     let count = |phase| {
@@ -436,8 +444,12 @@ async fn stats(daemon: &DaemonHandle) -> Stats {
     let refusals = daemon.refusals();
     let gre = daemon.gre_counters();
     let counters = daemon.counters();
-    let workers = match daemon.datapath().worker_stats().await {
-        Ok(workers) => Some(workers),
+    let reply = match daemon.datapath().worker_stats(STATS_DATAPATH_TIMEOUT).await {
+        Ok(reply) => Some(reply),
+        Err(error @ DatapathError::Timeout(_)) => {
+            tracing::warn!(%error, "no worker stats from the datapath; reported as not connected");
+            None
+        }
         Err(error) => {
             tracing::debug!(%error, "no worker stats from the datapath");
             None
@@ -453,7 +465,7 @@ async fn stats(daemon: &DaemonHandle) -> Stats {
         refusals: Refusal::ALL
             .iter()
             .map(|r| RefusalCount {
-                reason: reason(*r),
+                reason: refusal_reason(*r),
                 count: refusals.get(*r),
             })
             .collect(),
@@ -464,7 +476,11 @@ async fn stats(daemon: &DaemonHandle) -> Stats {
             wrong_peer: gre.wrong_peer.load(Relaxed),
             queue_full: gre.queue_full.load(Relaxed),
         },
-        datapath_connected: workers.is_some(),
-        workers: workers.unwrap_or_default(),
+        datapath_connected: reply.is_some(),
+        workers: reply
+            .as_ref()
+            .map(|r| r.workers.clone())
+            .unwrap_or_default(),
+        xdp: reply.map(|r| r.xdp).unwrap_or_default(),
     }
 }

@@ -30,7 +30,8 @@ struct File {
     secrets: Option<PathBuf>,
     datapath_socket: Option<PathBuf>,
     control_socket: Option<PathBuf>,
-    metrics: Option<Spanned<String>>,
+    #[serde(default)]
+    metrics: MetricsFile,
     #[serde(default)]
     debug: bool,
     addresses: AddressesFile,
@@ -70,6 +71,13 @@ struct KeepaliveFile {
     pptp_echo_interval_secs: Option<u64>,
     lcp_echo_interval_secs: Option<u64>,
     lcp_echo_failures: Option<u32>,
+}
+
+/// `[metrics]`: the Prometheus endpoint (issue 6 item 2).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MetricsFile {
+    listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -193,15 +201,18 @@ pub fn parse_native(path: &Path, data: &[u8]) -> Result<Config, ConfigError> {
             .at(at(listen.span()))
         })?;
     }
-    if let Some(metrics) = &file.metrics {
-        config.metrics =
-            Some(socket_addr(metrics.get_ref(), None).ok_or_else(|| {
-                Problem::new(
-                format!("metrics = {:?} is not an address and port", metrics.get_ref()),
-                "write e.g. metrics = \"127.0.0.1:9723\", or remove the key to turn metrics off",
+    if let Some(metrics) = &file.metrics.listen {
+        config.metrics = Some(socket_addr(metrics.get_ref(), None).ok_or_else(|| {
+            Problem::new(
+                format!(
+                    "[metrics] listen = {:?} is not an address and port",
+                    metrics.get_ref()
+                ),
+                "write e.g. listen = \"127.0.0.1:9723\" under [metrics], or remove the key to \
+                 turn metrics off",
             )
             .at(at(metrics.span()))
-            })?);
+        })?);
     }
     config.secrets_file = file
         .secrets
@@ -439,8 +450,9 @@ mod tests {
     #[test]
     fn every_section() {
         let c = parse(&format!(
-            "listen = \"192.0.2.1\"\nmetrics = \"127.0.0.1:9723\"\nsecrets = \"/s\"\n\
+            "listen = \"192.0.2.1\"\nsecrets = \"/s\"\n\
              datapath_socket = \"/d\"\ncontrol_socket = \"/c\"\ndebug = true\n{MINIMAL}\
+             [metrics]\nlisten = \"127.0.0.1:9723\"\n\
              [limits]\nmax_sessions = 5\nmax_starting = 2\nconnections_per_source_per_minute = 0\n\
              start_timeout_secs = 3\nduplicate_user = \"replace\"\nauth_failures_before_backoff = 1\n\
              auth_backoff_secs = 2\nauth_backoff_max_secs = 8\n\
@@ -511,8 +523,8 @@ mod tests {
                 "is not an address",
             ),
             (
-                format!("metrics = \"127.0.0.1\"\n{MINIMAL}"),
-                1,
+                format!("{MINIMAL}[metrics]\nlisten = \"127.0.0.1\"\n"),
+                5,
                 "not an address and port",
             ),
             (

@@ -66,6 +66,7 @@ pub use sources::{
 use crate::api::ControlServer;
 use crate::config::{Config, Limits};
 use crate::datapath::{DatapathClient, DatapathEvent};
+use crate::metrics::MetricsServer;
 
 pub use crate::config::DEFAULT_DATAPATH_SOCKET;
 /// How often the datapath's call counters are read for the idle timeout, at most.
@@ -113,6 +114,8 @@ pub struct Settings {
     pub control_socket: Option<PathBuf>,
     /// On shutdown, wait at most this long for sessions to close cleanly.
     pub shutdown_timeout: Duration,
+    /// Where to serve Prometheus metrics ([`crate::metrics`]); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The stateful MPPE scheme for a peer announcing `vendor` (see [`Settings::link_config`]).
@@ -146,6 +149,7 @@ impl Default for Settings {
             datapath_socket: PathBuf::from(DEFAULT_DATAPATH_SOCKET),
             control_socket: None,
             shutdown_timeout: Duration::from_secs(10),
+            metrics_listen: None,
         }
     }
 }
@@ -188,6 +192,7 @@ impl Settings {
             datapath_socket: config.datapath_socket.clone(),
             control_socket: Some(config.control_socket.clone()),
             shutdown_timeout: Settings::default().shutdown_timeout,
+            metrics_listen: config.metrics,
         })
     }
 
@@ -250,6 +255,16 @@ pub enum DaemonError {
     /// The control socket could not be opened.
     #[error("{0}")]
     ControlSocket(#[source] crate::api::ListenError),
+    /// The metrics listener could not be opened.
+    #[error(
+        "cannot serve metrics on {address}: {source}; is the port in use, or the address not \
+         local? (set [metrics] listen or --metrics-listen to another)"
+    )]
+    MetricsListen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     /// The raw GRE socket failed while running.
     #[error("GRE socket failed: {0}")]
     GreReceive(#[source] std::io::Error),
@@ -429,6 +444,7 @@ pub struct Daemon {
     listener: TcpListener,
     events: mpsc::Receiver<DatapathEvent>,
     control: Option<ControlServer>,
+    metrics: Option<MetricsServer>,
 }
 
 impl Daemon {
@@ -454,6 +470,14 @@ impl Daemon {
             ),
             None => None,
         };
+        let metrics = match settings.metrics_listen {
+            Some(address) => Some(
+                MetricsServer::bind(address)
+                    .await
+                    .map_err(|source| DaemonError::MetricsListen { address, source })?,
+            ),
+            None => None,
+        };
         let (datapath, events) = DatapathClient::start(&settings.datapath_socket);
         let admission = Admission::new(settings.limits);
         let shared = Arc::new(Shared {
@@ -476,12 +500,18 @@ impl Daemon {
             listener,
             events,
             control,
+            metrics,
         })
     }
 
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address the metrics endpoint is bound to, if it serves.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(MetricsServer::local_addr)
     }
 
     /// A handle on the daemon.
@@ -497,12 +527,16 @@ impl Daemon {
             listener,
             events,
             control,
+            metrics,
         } = self;
         let shared = Arc::clone(&handle.shared);
         let mut background = JoinSet::new();
         if let Some(control) = control {
             // Dropped (and its file removed) when the background tasks are shut down.
             background.spawn(control.serve(handle.clone()));
+        }
+        if let Some(metrics) = metrics {
+            background.spawn(metrics.serve(handle.clone()));
         }
         background.spawn(dispatch_datapath_events(Arc::clone(&shared), events));
         if let Some(idle) = shared.settings.idle_timeout {

@@ -6,6 +6,7 @@
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,8 +18,9 @@ use tokio::sync::mpsc;
 use xpptp_control::config;
 use xpptp_control::daemon::{ChapSecrets, Daemon, DaemonHandle, Settings, SharedPool};
 use xpptp_proto::command::{
-    self, CallInfo, CallList, DirectionStats, Frame, HelloReply, Message, PppFromPeer, Traffic,
-    WorkerStats, WorkerStatsReply,
+    self, CallInfo, CallList, DirectionStats, DropCount, DropReason, EventCount, Frame, HelloReply,
+    Message, PppFromPeer, RingStats, Traffic, VerdictCount, WorkerStats, WorkerStatsReply,
+    XskKernelStats,
 };
 use xpptp_proto::ppp::auth::Password;
 use xpptp_proto::ppp::link::{ClientConfig, Link, LinkRandom};
@@ -50,6 +52,9 @@ pub struct MockDatapath {
     /// Whether ListCalls reports the calls established and not removed (with made-up
     /// counters) rather than none.
     pub report_calls: bool,
+    // metrics: a datapath that stops answering GetWorkerStats while set.
+    /// While set, GetWorkerStats gets no reply (a stuck datapath).
+    pub stall_stats: Arc<AtomicBool>,
 }
 
 pub async fn mock_datapath(listener: UnixListener, mock: MockDatapath) {
@@ -57,6 +62,7 @@ pub async fn mock_datapath(listener: UnixListener, mock: MockDatapath) {
         log,
         pushers,
         report_calls,
+        stall_stats,
     } = mock;
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -69,6 +75,7 @@ pub async fn mock_datapath(listener: UnixListener, mock: MockDatapath) {
             Arc::clone(&log),
             pushed,
             report_calls,
+            Arc::clone(&stall_stats),
         ));
     }
 }
@@ -78,6 +85,7 @@ pub async fn mock_connection(
     log: Log,
     mut pushed: mpsc::UnboundedReceiver<Message>,
     report_calls: bool,
+    stall_stats: Arc<AtomicBool>,
 ) {
     let mut buffer = Vec::new();
     let mut chunk = vec![0u8; 65536];
@@ -101,6 +109,10 @@ pub async fn mock_connection(
             let (frame, _) = Frame::decode(&buffer[..total]).unwrap().unwrap();
             buffer.drain(..total);
             let mut punt = None;
+            if frame.message == Message::GetWorkerStats && stall_stats.load(Ordering::Relaxed) {
+                log.lock().unwrap().push(frame.message);
+                continue;
+            }
             let reply = match &frame.message {
                 Message::Hello(hello) => {
                     assert!(hello.subscribe, "control must subscribe to punted frames");
@@ -120,6 +132,7 @@ pub async fn mock_connection(
                 }),
                 Message::GetWorkerStats => Message::WorkerStats(WorkerStatsReply {
                     workers: vec![worker_stats()],
+                    xdp: xdp_verdicts(),
                 }),
                 Message::SendPpp(send) => {
                     // The client's pppd acknowledges a Terminate-Request at once; the
@@ -390,14 +403,30 @@ pub fn start_daemon(
     mock: MockDatapath,
     control_socket: Option<PathBuf>,
 ) -> (DaemonHandle, std::thread::JoinHandle<()>) {
-    let settings = Settings {
+    let settings = test_settings(listen, socket, control_socket);
+    start_daemon_with(netns, settings, pool, mock)
+}
+
+// metrics: the settings start_daemon uses, for tests that change one (the metrics address).
+pub fn test_settings(listen: Ipv4Addr, socket: &Path, control_socket: Option<PathBuf>) -> Settings {
+    Settings {
         listen: SocketAddrV4::new(listen, 1723),
         local_tunnel_address: Some(SERVER_TUNNEL),
         datapath_socket: socket.to_path_buf(),
         control_socket,
         shutdown_timeout: Duration::from_secs(20),
         ..Settings::default()
-    };
+    }
+}
+
+/// start_daemon with the settings given (the datapath socket is theirs).
+pub fn start_daemon_with(
+    netns: &str,
+    settings: Settings,
+    pool: Arc<SharedPool>,
+    mock: MockDatapath,
+) -> (DaemonHandle, std::thread::JoinHandle<()>) {
+    let socket = settings.datapath_socket.as_path();
     let secrets_file = socket.with_file_name("chap-secrets");
     std::fs::write(&secrets_file, format!("{USER} * \"{PASSWORD}\" *\n")).unwrap();
     let table = config::load_secrets(&secrets_file, &mut Vec::new()).unwrap();
@@ -462,10 +491,52 @@ pub fn worker_stats() -> WorkerStats {
         cpu: Some(0),
         upstream: DirectionStats::default(),
         downstream: DirectionStats::default(),
-        drops: Vec::new(),
+        drops: vec![DropCount {
+            reason: DropReason::NoRoute,
+            packets: 3,
+        }],
         batches: 5,
         batch_packets: 9,
         handed_off: 0,
         punted: 1,
+        // metrics: figures the Prometheus test finds again.
+        client_to_client: Traffic::default(),
+        acks_sent: Traffic {
+            packets: 2,
+            bytes: 120,
+        },
+        control_sent: Traffic::default(),
+        events: vec![EventCount {
+            name: "next_hop_unresolved".into(),
+            packets: 4,
+        }],
+        batch_sizes: vec![3, 2, 2, 1, 0, 0, 0, 0],
+        rings: vec![RingStats {
+            ifindex: 2,
+            frames: 4096,
+            free: 96,
+            receive: 3990,
+            transmit: 10,
+            kernel: Some(XskKernelStats {
+                rx_ring_full: 6,
+                ..XskKernelStats::default()
+            }),
+        }],
     }
+}
+
+// metrics: the mock's XDP verdict counters.
+pub fn xdp_verdicts() -> Vec<VerdictCount> {
+    vec![
+        VerdictCount {
+            verdict: "to_worker".into(),
+            packets: 9,
+            bytes: 1260,
+        },
+        VerdictCount {
+            verdict: "pass".into(),
+            packets: 1,
+            bytes: 60,
+        },
+    ]
 }

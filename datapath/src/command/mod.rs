@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use xpptp_proto::command::{
     CallList, DecodeError, Failed, FailureCode, Frame, Hello, HelloReply, MAX_LIST_PAGE, Message,
-    WorkerStats, WorkerStatsReply,
+    VerdictCount, WorkerStats, WorkerStatsReply,
 };
 use xpptp_proto::session::Established;
 
@@ -92,6 +92,9 @@ pub trait Fastpath: Send + Sync + 'static {
 
     /// Every worker's counters.
     fn worker_stats(&self) -> Vec<WorkerStats>;
+
+    /// The XDP program's verdict counters, summed over CPUs (none without an XDP program).
+    fn xdp_verdicts(&self) -> Vec<VerdictCount>;
 
     /// Moves pending events into `out`, waiting up to `timeout` for the first one.
     fn wait_events(&self, out: &mut Vec<Event>, timeout: Duration);
@@ -580,6 +583,7 @@ fn request(fastpath: &impl Fastpath, message: Message) -> Message {
         }
         Message::GetWorkerStats => Message::WorkerStats(WorkerStatsReply {
             workers: fastpath.worker_stats(),
+            xdp: fastpath.xdp_verdicts(),
         }),
         other => failed(
             FailureCode::NotSupported,

@@ -11,6 +11,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 use crate::packet::DropReason;
+use crate::xsk::{KernelStats, XskSocket};
 
 /// Batch-size histogram buckets: 0, 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64+.
 pub const BATCH_BUCKETS: usize = 8;
@@ -236,6 +237,44 @@ impl WorkerStats {
     }
 }
 
+/// Where one AF_XDP socket's UMEM frames are (see `xpptp_proto::command::RingStats`), and
+/// the kernel's counters for it when read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingSnapshot {
+    pub ifindex: u32,
+    pub frames: u32,
+    pub free: u32,
+    pub receive: u32,
+    pub transmit: u32,
+    pub kernel: Option<KernelStats>,
+}
+
+impl RingSnapshot {
+    /// `socket`'s occupancy now, with the kernel counters last read (`kernel`).
+    pub fn of(socket: &XskSocket, kernel: Option<KernelStats>) -> RingSnapshot {
+        let frames = socket.config().frame_count;
+        let free = u32::try_from(socket.free_frames()).unwrap_or(u32::MAX);
+        let transmit = u32::try_from(socket.tx_outstanding()).unwrap_or(u32::MAX);
+        RingSnapshot {
+            ifindex: socket.ifindex(),
+            frames,
+            free,
+            // What is neither free nor sending is lent to the kernel for receiving (the
+            // worker holds no received frame between turns).
+            receive: frames.saturating_sub(free).saturating_sub(transmit),
+            transmit,
+            kernel,
+        }
+    }
+}
+
+/// Words of one published [`RingSnapshot`]: a "present" flag, five figures, a "kernel
+/// counters read" flag and the six kernel counters.
+const RING_WORDS: usize = 13;
+
+/// Sockets per worker: the outside one and, two-armed, the inside one.
+const MAX_ARMS: usize = 2;
+
 const SCALARS: usize = 16;
 const WORDS: usize = SCALARS + DropReason::COUNT + Other::COUNT + BATCH_BUCKETS;
 
@@ -243,12 +282,16 @@ const WORDS: usize = SCALARS + DropReason::COUNT + Other::COUNT + BATCH_BUCKETS;
 #[derive(Debug)]
 pub struct SharedCounters {
     words: CachePadded<[AtomicU64; WORDS]>,
+    rings: CachePadded<[[AtomicU64; RING_WORDS]; MAX_ARMS]>,
 }
 
 impl Default for SharedCounters {
     fn default() -> Self {
         SharedCounters {
             words: CachePadded::new(core::array::from_fn(|_| AtomicU64::new(0))),
+            rings: CachePadded::new(core::array::from_fn(|_| {
+                core::array::from_fn(|_| AtomicU64::new(0))
+            })),
         }
     }
 }
@@ -290,6 +333,79 @@ impl SharedCounters {
         for (word, value) in self.words.iter().zip(Self::flatten(stats)) {
             word.store(value, Ordering::Relaxed);
         }
+    }
+
+    /// The worker publishes its sockets' occupancy (outside first; only the owning worker
+    /// calls this).
+    pub fn publish_rings(&self, arms: &[RingSnapshot]) {
+        for (n, words) in self.rings.iter().enumerate() {
+            let flat = match arms.get(n) {
+                Some(r) => {
+                    let k = r.kernel.unwrap_or_default();
+                    [
+                        1,
+                        u64::from(r.ifindex),
+                        u64::from(r.frames),
+                        u64::from(r.free),
+                        u64::from(r.receive),
+                        u64::from(r.transmit),
+                        u64::from(r.kernel.is_some()),
+                        k.rx_dropped,
+                        k.rx_invalid_descs,
+                        k.tx_invalid_descs,
+                        k.rx_ring_full,
+                        k.rx_fill_ring_empty_descs,
+                        k.tx_ring_empty_descs,
+                    ]
+                }
+                None => [0; RING_WORDS],
+            };
+            for (word, value) in words.iter().zip(flat) {
+                word.store(value, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The occupancy last published, one per socket.
+    pub fn rings(&self) -> Vec<RingSnapshot> {
+        self.rings
+            .iter()
+            .filter_map(|words| {
+                let w: [u64; RING_WORDS] =
+                    core::array::from_fn(|i| words.get(i).map_or(0, |a| a.load(Ordering::Relaxed)));
+                let [
+                    present,
+                    ifindex,
+                    frames,
+                    free,
+                    receive,
+                    transmit,
+                    read,
+                    rx_dropped,
+                    rx_invalid_descs,
+                    tx_invalid_descs,
+                    rx_ring_full,
+                    rx_fill_ring_empty_descs,
+                    tx_ring_empty_descs,
+                ] = w;
+                let narrow = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+                (present == 1).then(|| RingSnapshot {
+                    ifindex: narrow(ifindex),
+                    frames: narrow(frames),
+                    free: narrow(free),
+                    receive: narrow(receive),
+                    transmit: narrow(transmit),
+                    kernel: (read == 1).then_some(KernelStats {
+                        rx_dropped,
+                        rx_invalid_descs,
+                        tx_invalid_descs,
+                        rx_ring_full,
+                        rx_fill_ring_empty_descs,
+                        tx_ring_empty_descs,
+                    }),
+                })
+            })
+            .collect()
     }
 
     /// The last published totals. Each word is consistent on its own; the set is not one
@@ -348,5 +464,32 @@ mod tests {
         sum.merge(&snap);
         assert_eq!(sum.up_rx.bytes, 200);
         assert_eq!(sum.dropped(), 2);
+    }
+
+    #[test]
+    fn rings_publish_and_read_back() {
+        let shared = SharedCounters::default();
+        assert!(shared.rings().is_empty(), "nothing published yet");
+        let outside = RingSnapshot {
+            ifindex: 3,
+            frames: 4096,
+            free: 6,
+            receive: 4000,
+            transmit: 90,
+            kernel: None,
+        };
+        let inside = RingSnapshot {
+            ifindex: 4,
+            kernel: Some(KernelStats {
+                rx_ring_full: 7,
+                tx_ring_empty_descs: 1,
+                ..KernelStats::default()
+            }),
+            ..outside
+        };
+        shared.publish_rings(&[outside, inside]);
+        assert_eq!(shared.rings(), vec![outside, inside]);
+        shared.publish_rings(&[outside]);
+        assert_eq!(shared.rings(), vec![outside]);
     }
 }

@@ -109,7 +109,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use acks::ACK_DELAY;
-pub use counters::{BATCH_BUCKETS, Other, PacketsBytes, SharedCounters, WorkerStats};
+pub use counters::{BATCH_BUCKETS, Other, PacketsBytes, RingSnapshot, SharedCounters, WorkerStats};
 pub use tun::{TunReaderStats, TunReaders};
 
 use self::acks::AckTimer;
@@ -122,7 +122,7 @@ use crate::packet::{
 use crate::punt::{ControlPath, OutgoingPpp, Punt, PuntEvent, control_worker};
 use crate::route::{NextHop, RouteReader, Routes};
 use crate::tun::TunQueue;
-use crate::xsk::{Frame, FrameAction, FrameError, XskError, XskSocket};
+use crate::xsk::{Frame, FrameAction, FrameError, KernelStats, XskError, XskSocket};
 use xpptp_proto::crypto::mppe::MppeMode;
 use xpptp_proto::wire::ipv4::Ipv4Packet;
 
@@ -1084,6 +1084,7 @@ impl Worker {
                         .and_then(|queues| queues.get(usize::from(me) % queues.len().max(1)));
                     let outside_if = socket.ifindex();
                     let inside_if = inside.as_ref().map(XskSocket::ifindex);
+                    let mut kernel = KernelReads::default();
                     while !stop.load(Ordering::Relaxed) {
                         wait_arms(&socket, inside.as_ref(), wait_for(&config, me, &acks))?;
                         let mut turn = Turn {
@@ -1127,6 +1128,13 @@ impl Worker {
                             inside.flush();
                         }
                         counters.publish(&stats);
+                        kernel.refresh(&socket, inside.as_ref());
+                        let outside = RingSnapshot::of(&socket, kernel.outside);
+                        match inside.as_ref() {
+                            Some(i) => counters
+                                .publish_rings(&[outside, RingSnapshot::of(i, kernel.inside)]),
+                            None => counters.publish_rings(&[outside]),
+                        }
                     }
                     Ok(socket)
                 })
@@ -1150,6 +1158,11 @@ impl Worker {
         self.counters.snapshot()
     }
 
+    /// Its sockets' occupancy as last published (once per loop turn).
+    pub fn rings(&self) -> Vec<RingSnapshot> {
+        self.counters.rings()
+    }
+
     /// The published counters, to read from elsewhere after the worker is gone.
     pub fn counters(&self) -> Arc<SharedCounters> {
         Arc::clone(&self.counters)
@@ -1170,6 +1183,42 @@ impl Drop for Worker {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// The kernel's counters of a worker's sockets (XDP_STATISTICS, one getsockopt each), read
+/// at most once per [`KernelReads::EVERY`]: they are for operators, not for every turn.
+#[derive(Debug, Default)]
+struct KernelReads {
+    at: Option<Instant>,
+    outside: Option<KernelStats>,
+    inside: Option<KernelStats>,
+}
+
+impl KernelReads {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn refresh(&mut self, outside: &XskSocket, inside: Option<&XskSocket>) {
+        let now = Instant::now();
+        if self
+            .at
+            .is_some_and(|at| now.saturating_duration_since(at) < Self::EVERY)
+        {
+            return;
+        }
+        self.at = Some(now);
+        self.outside = Self::read(outside);
+        self.inside = inside.and_then(Self::read);
+    }
+
+    fn read(socket: &XskSocket) -> Option<KernelStats> {
+        match socket.kernel_stats() {
+            Ok(stats) => Some(stats),
+            Err(error) => {
+                tracing::debug!(queue = socket.queue(), %error, "XDP_STATISTICS not read");
+                None
+            }
         }
     }
 }
