@@ -7,7 +7,7 @@
 //! table, exit 0); `--json` parses with the mock datapath's counters as raw numbers;
 //! `--tsv` is tab-separated with raw numbers; `session ID` and `session USER` show
 //! what was negotiated, a missing one exits 3; `stats` shows the worker table and `--json`
-//! both samples and the rates; `version` names the daemon; an unprivileged user gets exit 5
+//! both samples and the rates, `--watch` redraws; `version` names the daemon; an unprivileged user gets exit 5
 //! and the message; `terminate --all` without `--yes` on a non-terminal refuses (exit 2)
 //! and ends nothing; `terminate ID` ends the session (the client sees
 //! Call-Disconnect-Notify, the mock datapath Remove); then `sessions` is empty.
@@ -18,6 +18,7 @@
 
 mod common;
 
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -68,6 +69,29 @@ async fn ok(socket: &Path, args: &[&str]) -> String {
         text(&out.stderr)
     );
     text(&out.stdout)
+}
+
+/// Reads `xpptp stats --watch` until it has cleared the screen twice (two refreshes),
+/// then kills it; returns what it wrote.
+async fn watch_frames(socket: &Path) -> String {
+    let mut command = xpptp(socket, &["stats", "--watch", "--interval", "0.1"]);
+    command.stdout(Stdio::piped());
+    let mut child = command.spawn().expect("run xpptp stats --watch");
+    let mut stdout = child.stdout.take().unwrap();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while text(&seen).matches("\x1b[H\x1b[2J").count() < 2 {
+            let n = stdout.read(&mut chunk).expect("read the watch output");
+            assert!(n > 0, "xpptp stats --watch ended: {}", text(&seen));
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        text(&seen)
+    });
+    let frames = tokio::time::timeout(common::PATIENCE, read).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    frames.expect("two refreshes").unwrap()
 }
 
 fn json(stdout: &str) -> Value {
@@ -211,6 +235,10 @@ fn every_command_against_a_daemon() {
             assert!(stats["rates"]["interval_secs"].as_f64().unwrap() > 0.1);
             assert_eq!(stats["rates"]["workers"][0]["rx_pps"], 0.0);
             assert!(stats["rates"]["total"]["tx_bps"].is_number());
+
+            // --watch redraws in place until killed.
+            let frames = watch_frames(path).await;
+            assert!(frames.contains("1 established"), "{frames}");
 
             let version = ok(path, &["version"]).await;
             assert!(version.contains("daemon: xpptp-control"), "{version}");

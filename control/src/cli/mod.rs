@@ -231,12 +231,15 @@ impl Failure {
         };
         match error {
             ClientError::Connect { source, .. } => match source.kind() {
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
-                    Failure::DaemonDown(format!(
-                        "xpptp-control is not running (no socket at {path}); start it or pass \
-                         --socket"
-                    ))
-                }
+                io::ErrorKind::NotFound => Failure::DaemonDown(format!(
+                    "xpptp-control is not running (no socket at {path}); start it or pass \
+                     --socket"
+                )),
+                // A socket file left behind by a daemon that died.
+                io::ErrorKind::ConnectionRefused => Failure::DaemonDown(format!(
+                    "xpptp-control is not running (nothing listens on {path}); start it or \
+                     pass --socket"
+                )),
                 io::ErrorKind::PermissionDenied => permission(),
                 _ => Failure::Other(format!(
                     "cannot connect to the control socket {path}: {source}; is it \
@@ -525,4 +528,78 @@ fn version(socket: &Path) -> Outcome {
         }
     }
     print(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect_error(kind: io::ErrorKind) -> ClientError {
+        ClientError::Connect {
+            path: PathBuf::from("/run/x.sock"),
+            source: kind.into(),
+        }
+    }
+
+    fn failed(code: FailureCode) -> ClientError {
+        ClientError::Failed {
+            code,
+            detail: "no session with ID 9".into(),
+        }
+    }
+
+    #[test]
+    fn exit_codes_name_the_cause() {
+        let socket = Path::new("/run/x.sock");
+        let classify = |e| Failure::from_client(e, socket);
+        let down = classify(connect_error(io::ErrorKind::NotFound));
+        assert_eq!(down.code(), 4);
+        assert_eq!(
+            down.message(),
+            "xpptp-control is not running (no socket at /run/x.sock); start it or pass --socket"
+        );
+        assert_eq!(
+            classify(connect_error(io::ErrorKind::ConnectionRefused)).code(),
+            4
+        );
+        let denied = classify(connect_error(io::ErrorKind::PermissionDenied));
+        assert_eq!(denied.code(), 5);
+        assert!(
+            denied
+                .message()
+                .contains("run as root or as the daemon's user")
+        );
+        assert_eq!(classify(failed(FailureCode::PermissionDenied)).code(), 5);
+        let missing = classify(failed(FailureCode::NotFound));
+        assert_eq!(
+            (missing.code(), missing.message()),
+            (3, "no session with ID 9")
+        );
+        assert_eq!(classify(failed(FailureCode::DatapathUnavailable)).code(), 6);
+        assert_eq!(classify(failed(FailureCode::Busy)).code(), 1);
+        assert_eq!(classify(connect_error(io::ErrorKind::Other)).code(), 1);
+    }
+
+    #[test]
+    fn arguments_parse() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args);
+        assert!(
+            parse(&["xpptp", "terminate"]).is_err(),
+            "a target is required"
+        );
+        assert!(
+            parse(&["xpptp", "terminate", "3", "--all"]).is_err(),
+            "one target"
+        );
+        assert!(
+            parse(&[
+                "xpptp", "sessions", "--sort", "-uptime", "--match", "user=a"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["xpptp", "sessions", "--columns", "id,colour"]).is_err());
+        assert!(parse(&["xpptp", "stats", "--interval", "0"]).is_err());
+        assert!(parse(&["xpptp", "config", "check", "--chap-secrets", "x"]).is_err());
+        Cli::command().debug_assert();
+    }
 }
