@@ -104,10 +104,12 @@ impl Column {
 
     fn align(self) -> Align {
         match self {
-            Column::User | Column::State | Column::Peer | Column::TunnelIp | Column::Mppe => {
-                Align::Left
-            }
-            Column::Worker => Align::Left,
+            Column::User
+            | Column::State
+            | Column::Peer
+            | Column::TunnelIp
+            | Column::Mppe
+            | Column::Worker => Align::Left,
             _ => Align::Right,
         }
     }
