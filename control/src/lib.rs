@@ -14,6 +14,8 @@
 
 // ctlsock: the control socket.
 pub mod api;
+// cli: the operator's tool `xpptp` (src/bin/xpptp.rs).
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod datapath;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
 use tracing_subscriber::EnvFilter;
+use xpptp_control::cli::check;
 use xpptp_control::config::{self, Loaded};
 use xpptp_control::daemon::{self, ChapSecrets, Settings, SharedPool};
 use xpptp_control::pool::AddressPool;
@@ -70,27 +71,24 @@ enum LogFormat {
 }
 
 fn load(args: &Args) -> Result<Loaded, config::ConfigError> {
-    match &args.pptpd_conf {
-        Some(pptpd_conf) => config::load_poptop(pptpd_conf, None, args.chap_secrets.as_deref()),
-        None => config::load_native(
+    check::load(match &args.pptpd_conf {
+        Some(pptpd_conf) => check::Source::Poptop {
+            pptpd_conf,
+            chap_secrets: args.chap_secrets.as_deref(),
+        },
+        None => check::Source::Native(
             args.config
                 .as_deref()
                 .unwrap_or_else(|| Path::new(config::DEFAULT_CONFIG_PATH)),
         ),
-    }
+    })
 }
 
 fn check(loaded: &Loaded) -> ExitCode {
-    print!("{loaded}");
-    for warning in &loaded.warnings {
-        eprintln!("warning: {warning}");
+    match check::report(loaded, &mut std::io::stdout(), &mut std::io::stderr()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
-    println!(
-        "configuration OK ({} warning{})",
-        loaded.warnings.len(),
-        if loaded.warnings.len() == 1 { "" } else { "s" }
-    );
-    ExitCode::SUCCESS
 }
 
 fn init_logs(format: LogFormat, debug: bool) {
