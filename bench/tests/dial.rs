@@ -24,13 +24,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use daemon::{MockDatapath, ShutdownOnDrop, mock_datapath};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::net::UnixListener;
-use xpptp_bench::emulator::{DialConfig, Emulator, FailureKind, SourceRange};
+use xpptp_bench::emulator::{
+    DialConfig, DialledSession, Emulator, FailureKind, MppeBits, SourceRange, Vendor,
+};
 use xpptp_control::config;
 use xpptp_control::daemon::{
     ChapSecrets, Daemon, DaemonHandle, SessionPhase, Settings, SharedPool,
 };
 use xpptp_control::pool::AddressPool;
+use xpptp_proto::crypto::mppe::MppeMode;
+use xpptp_proto::crypto::mppe_keys::MppeStrength;
+use xpptp_proto::ppp::ccp::MppePolicy;
 use xpptp_testnet::{VethPair, enter, ip, run_in};
 
 const SERVER_TUNNEL: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
@@ -88,6 +94,7 @@ fn start_daemon(
     listen: Ipv4Addr,
     dir: &Path,
     users: u8,
+    mppe: MppePolicy,
 ) -> (ShutdownOnDrop, std::thread::JoinHandle<()>) {
     let secrets_file = dir.join("chap-secrets");
     let lines: String = (1..=users)
@@ -108,6 +115,7 @@ fn start_daemon(
         local_tunnel_address: Some(SERVER_TUNNEL),
         datapath_socket: socket.clone(),
         shutdown_timeout: Duration::from_secs(20),
+        mppe,
         ..Settings::default()
     };
     let netns = netns.to_string();
@@ -160,7 +168,13 @@ fn fifty_clients_from_distinct_sources_come_up_and_hang_up() {
     const CLIENTS: u8 = 50;
     let net = network("dial");
     let dir = TempDir::new("dial");
-    let (daemon, _thread) = start_daemon(&net.a.netns, net.a.addr, &dir.0, CLIENTS);
+    let (daemon, _thread) = start_daemon(
+        &net.a.netns,
+        net.a.addr,
+        &dir.0,
+        CLIENTS,
+        MppePolicy::default(),
+    );
     let server = net.a.addr;
     let mut config = DialConfig::new(
         server,
@@ -221,9 +235,16 @@ fn fifty_clients_from_distinct_sources_come_up_and_hang_up() {
                 assert_eq!(call.config.local_addr, session.source);
                 assert_eq!(call.config.peer_addr, server);
                 assert_eq!(call.config.peer_call_id, session.established.peer_call_id);
-                assert_eq!(
-                    call.downstream.sequencer.next_seq(),
-                    session.established.gre.next_seq
+                // The shared state continues from the hand-over's numbers (a late control
+                // frame, e.g. a retransmitted Ack answered, may already have taken one).
+                let sent_since = call
+                    .downstream
+                    .sequencer
+                    .next_seq()
+                    .wrapping_sub(session.established.gre.next_seq);
+                assert!(
+                    sent_since < 8,
+                    "{sent_since} control frames since the hand-over"
                 );
             }
 
@@ -263,7 +284,13 @@ fn a_wrong_password_counts_as_an_authentication_failure() {
     const CLIENTS: u8 = 3;
     let net = network("dialauth");
     let dir = TempDir::new("dialauth");
-    let (daemon, _thread) = start_daemon(&net.a.netns, net.a.addr, &dir.0, CLIENTS);
+    let (daemon, _thread) = start_daemon(
+        &net.a.netns,
+        net.a.addr,
+        &dir.0,
+        CLIENTS,
+        MppePolicy::default(),
+    );
     let config = DialConfig::new(
         net.a.addr,
         u32::from(CLIENTS),
@@ -286,4 +313,195 @@ fn a_wrong_password_counts_as_an_authentication_failure() {
     );
     assert_eq!(hang_up.ended, u32::from(CLIENTS));
     wait_for_sessions(&daemon.0, "the refused sessions to end", |n| n == 0);
+}
+
+#[test]
+fn forty_bit_stateful_windows_clients_get_what_they_asked_for() {
+    const CLIENTS: u8 = 4;
+    let net = network("dial40");
+    let dir = TempDir::new("dial40");
+    let policy = MppePolicy {
+        allow_40: true,
+        allow_128: false,
+        allow_stateful: true,
+        prefer_stateful: true,
+        ..MppePolicy::default()
+    };
+    let (daemon, _thread) = start_daemon(&net.a.netns, net.a.addr, &dir.0, CLIENTS, policy);
+    let mut config = DialConfig::new(
+        net.a.addr,
+        u32::from(CLIENTS),
+        SOURCES.parse::<SourceRange>().unwrap(),
+        PASSWORD,
+    );
+    config.mppe = MppeBits::Bits40;
+    config.stateful = true;
+    config.vendor = Vendor::Windows;
+    let (sessions, hang_up) = run_in(&net.b.netns, move || {
+        runtime().block_on(async move {
+            let emulator = Emulator::dial(config, |_| {}).await.unwrap();
+            let report = emulator.report().clone();
+            assert_eq!(
+                report.established,
+                u32::from(CLIENTS),
+                "{:?}",
+                report.failure_examples
+            );
+            let sessions = emulator.sessions().to_vec();
+            (sessions, emulator.hang_up_all().await)
+        })
+    });
+    for session in &sessions {
+        for keys in [session.established.transmit, session.established.receive] {
+            let keys = keys.expect("MPPE both ways");
+            assert_eq!(keys.strength, MppeStrength::Bits40);
+            assert_eq!(keys.mode, MppeMode::Stateful);
+        }
+    }
+    assert_eq!(hang_up.clean, u32::from(CLIENTS), "{hang_up:?}");
+    wait_for_sessions(&daemon.0, "every session to end", |n| n == 0);
+}
+
+/// Sends an LCP Echo-Request to `session`'s client as the server would after the
+/// hand-over (from the server's namespace, on a raw GRE socket) and returns the GRE packet
+/// of its reply.
+fn echo_through(session: &DialledSession, our_seq: u32) -> Vec<u8> {
+    let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(47))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let ppp = [0xff, 0x03, 0xc0, 0x21, 9, 0x42, 0, 8, 0, 0, 0, 0];
+    let mut gre = vec![0x30, 0x01, 0x88, 0x0b];
+    gre.extend_from_slice(&u16::try_from(ppp.len()).unwrap().to_be_bytes());
+    gre.extend_from_slice(&session.established.local_call_id.to_be_bytes());
+    gre.extend_from_slice(&our_seq.to_be_bytes());
+    gre.extend_from_slice(&ppp);
+    socket
+        .send_to(&gre, &SockAddr::from(SocketAddrV4::new(session.source, 0)))
+        .unwrap();
+    let give_up = std::time::Instant::now() + PATIENCE;
+    let mut buf = [0u8; 2048];
+    loop {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "no Echo-Reply from the client"
+        );
+        let Ok(n) = std::io::Read::read(&mut &socket, &mut buf) else {
+            continue;
+        };
+        let packet = &buf[..n];
+        let header_len = usize::from(packet[0] & 0x0f) * 4;
+        let from = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+        let gre = &packet[header_len..];
+        let key = u16::from_be_bytes([gre[6], gre[7]]);
+        if from == session.source
+            && key == session.established.peer_call_id
+            && gre.windows(4).any(|w| w == [0xc0, 0x21, 10, 0x42])
+        {
+            return gre.to_vec();
+        }
+    }
+}
+
+#[test]
+fn control_frames_after_the_hand_over_share_the_calls_numbering() {
+    const CLIENTS: u8 = 2;
+    let net = network("dialecho");
+    let dir = TempDir::new("dialecho");
+    let (_daemon, _thread) = start_daemon(
+        &net.a.netns,
+        net.a.addr,
+        &dir.0,
+        CLIENTS,
+        MppePolicy::default(),
+    );
+    let config = DialConfig::new(
+        net.a.addr,
+        u32::from(CLIENTS),
+        SOURCES.parse::<SourceRange>().unwrap(),
+        PASSWORD,
+    );
+    let server_ns = net.a.netns.clone();
+    run_in(&net.b.netns, move || {
+        runtime().block_on(async move {
+            let emulator = Emulator::dial(config, |_| {}).await.unwrap();
+            let session = emulator.sessions()[1].clone();
+            // The traffic engine would number its data from here.
+            let before = session.call.lock().unwrap().downstream.sequencer.next_seq();
+            assert!(before.wrapping_sub(session.established.gre.next_seq) < 8);
+            let probe = session.clone();
+            let reply = tokio::task::spawn_blocking(move || {
+                run_in(&server_ns, || echo_through(&probe, 0x1000_0000))
+            })
+            .await
+            .unwrap();
+            // Sequence number present, then acknowledgment present: our Echo-Request's.
+            assert_eq!(reply[1] & 0x80, 0x80, "ack present");
+            let seq = u32::from_be_bytes(reply[8..12].try_into().unwrap());
+            let ack = u32::from_be_bytes(reply[12..16].try_into().unwrap());
+            assert_eq!(seq, before, "the reply takes the call's next number");
+            assert_eq!(ack, 0x1000_0000);
+            let after = session.call.lock().unwrap().downstream.sequencer.next_seq();
+            assert_eq!(
+                after,
+                before.wrapping_add(1),
+                "and the traffic engine continues after it"
+            );
+            emulator.hang_up_all().await
+        })
+    });
+}
+
+#[test]
+fn the_dial_command_prints_its_figures_as_json() {
+    const CLIENTS: u8 = 5;
+    let net = network("dialcli");
+    let dir = TempDir::new("dialcli");
+    let (daemon, _thread) = start_daemon(
+        &net.a.netns,
+        net.a.addr,
+        &dir.0,
+        CLIENTS,
+        MppePolicy::default(),
+    );
+    let output = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.b.netns,
+            env!("CARGO_BIN_EXE_xpptp-bench"),
+            "dial",
+        ])
+        .args(["--server", &net.a.addr.to_string(), "--clients", "5"])
+        .args([
+            "--source",
+            SOURCES,
+            "--password",
+            PASSWORD,
+            "--rate",
+            "100",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "xpptp-bench dial failed: {stderr}");
+    assert!(
+        stderr.contains("dial: 5/5"),
+        "plain progress lines off a terminal: {stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["dial"]["established"], 5, "{json}");
+    assert_eq!(json["dial"]["failed"], 0, "{json}");
+    assert!(
+        json["dial"]["latency"]["p99_ms"].as_f64().unwrap() > 0.0,
+        "{json}"
+    );
+    assert!(
+        json["dial"]["setups_per_sec"].as_f64().unwrap() > 0.0,
+        "{json}"
+    );
+    assert_eq!(json["hang_up"]["clean"], 5, "{json}");
+    assert_eq!(json["mppe"], "bits128");
+    wait_for_sessions(&daemon.0, "every session to end", |n| n == 0);
 }

@@ -26,6 +26,9 @@ use super::{DialledSession, Failure, FailureKind};
 /// before the TCP connection is just closed.
 const HANG_UP_PATIENCE: Duration = Duration::from_secs(10);
 
+/// GRE packets kept for a call whose Outgoing-Call-Reply has not been read yet.
+const EARLY_GRE: usize = 8;
+
 /// What one client is to do.
 #[derive(Debug)]
 pub(crate) struct ClientSpec {
@@ -140,6 +143,7 @@ pub(crate) async fn run(
         session: None,
         call: None,
         gre,
+        early_gre: Vec::new(),
         inbound: None,
         outcome: Some(outcome),
         started,
@@ -213,6 +217,8 @@ struct Client {
     /// traffic engine through [`DialledSession::call`].
     call: Option<Arc<Mutex<CallState>>>,
     gre: Arc<GreSocket>,
+    /// GRE that came before the Outgoing-Call-Reply, at most [`EARLY_GRE`] packets.
+    early_gre: Vec<Vec<u8>>,
     /// GRE for this client, from the reader task.
     inbound: Option<mpsc::Receiver<Vec<u8>>>,
     outcome: Option<OutcomeSink>,
@@ -372,7 +378,11 @@ impl Client {
                     let mut params = SessionParams::from_call(&call, *self.spec.server.ip());
                     // pptp-linux numbers its GRE from 1.
                     params.first_seq = 1;
-                    self.session = Some(Session::new(now, params, link));
+                    let mut session = Session::new(now, params, link);
+                    for packet in self.early_gre.drain(..) {
+                        session.handle_gre(now, &packet);
+                    }
+                    self.session = Some(session);
                 }
             }
             Event::CallCleared { cause, .. } => {
@@ -521,6 +531,11 @@ impl Client {
     fn on_gre(&mut self, packet: &[u8]) {
         let now = Instant::now();
         let Some(session) = self.session.as_mut() else {
+            // The server sends its first LCP Configure-Request right behind the
+            // Outgoing-Call-Reply; GRE and TCP race, so keep it for the session.
+            if self.early_gre.len() < EARLY_GRE && self.link.is_some() {
+                self.early_gre.push(packet.to_vec());
+            }
             return;
         };
         if !session.is_handed_over() {

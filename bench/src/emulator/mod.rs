@@ -396,6 +396,7 @@ impl Emulator {
         if config.users.credentials(0).is_none() {
             return Err(EmulatorError::NoUsers);
         }
+        raise_open_files(config.clients);
         let gre = Arc::new(GreSocket::open().map_err(EmulatorError::RawSocket)?);
         let reader = tokio::spawn(Arc::clone(&gre).run_reader());
         let (hang_up, hang_up_rx) = watch::channel(false);
@@ -571,6 +572,36 @@ async fn next_slot(
         tokio::time::sleep(wait).await;
     }
     Ok(permit)
+}
+
+/// Descriptors besides the clients' TCP sockets: the runtime, the GRE socket, stdio.
+const SPARE_FILES: u64 = 64;
+
+/// Raises the soft limit on open files to the hard one when `clients` TCP sockets would
+/// not fit (the usual soft limit is 1024); warns, naming the fix, when even that is short.
+fn raise_open_files(clients: u32) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let needed = u64::from(clients).saturating_add(SPARE_FILES);
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_none_or(|current| current >= needed) {
+        return;
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    if let Err(error) = setrlimit(Resource::Nofile, raised) {
+        tracing::warn!(%error, "cannot raise the open-files limit");
+    }
+    let now = getrlimit(Resource::Nofile).current;
+    if now.is_some_and(|current| current < needed) {
+        tracing::warn!(
+            limit = now,
+            needed,
+            "the open-files limit is below one socket per client: dials beyond it fail; \
+             raise the hard limit (`ulimit -Hn`, LimitNOFILE=) or dial fewer clients"
+        );
+    }
 }
 
 fn gre_report(counters: &GreCounters) -> GreReport {
