@@ -267,6 +267,7 @@ fn fifty_clients_from_distinct_sources_come_up_and_hang_up() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
 
+            assert_eq!(emulator.sessions_lost(), 0);
             emulator.hang_up_all().await
         })
     });
@@ -476,12 +477,13 @@ fn the_dial_command_prints_its_figures_as_json() {
         .args([
             "--source",
             SOURCES,
-            "--password",
-            PASSWORD,
             "--rate",
             "100",
             "--json",
+            "--users-file",
         ])
+        // The daemon's own chap-secrets: user1..user5.
+        .arg(dir.0.join("chap-secrets"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -40,9 +41,13 @@ pub struct DialArgs {
     /// User names; `{n}` becomes the client's number from 1.
     #[arg(long, default_value = "user{n}")]
     pub user_template: String,
-    /// Every user's password.
-    #[arg(long)]
-    pub password: String,
+    /// Every user's password (with --user-template).
+    #[arg(long, required_unless_present = "users_file")]
+    pub password: Option<String>,
+    /// Take users and passwords from a chap-secrets file (`user server "secret" ips`
+    /// lines, e.g. the concentrator's own), in turn, instead of the template.
+    #[arg(long, conflicts_with_all = ["user_template", "password"])]
+    pub users_file: Option<PathBuf>,
     /// MPPE key length: 128 or 40.
     #[arg(long, default_value = "128", value_parser = parse_mppe)]
     pub mppe: MppeBits,
@@ -61,6 +66,50 @@ pub struct DialArgs {
     /// Print every figure as JSON on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// (user, secret) from chap-secrets lines (`user server secret [ips]`, `#` comments,
+/// fields optionally in double quotes, which may hold spaces).
+fn parse_chap_secrets(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut users = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let fields = chap_fields(line);
+        if fields.is_empty() {
+            continue;
+        }
+        let (Some(user), Some(secret)) = (fields.first(), fields.get(2)) else {
+            anyhow::bail!(
+                "line {}: expected `user server secret [addresses]`",
+                number + 1
+            );
+        };
+        users.push((user.clone(), secret.clone()));
+    }
+    anyhow::ensure!(!users.is_empty(), "no users in it");
+    Ok(users)
+}
+
+/// A chap-secrets line's fields, up to a `#` outside quotes.
+fn chap_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        match chars.peek() {
+            None | Some('#') => return fields,
+            Some('"') => {
+                chars.next();
+                fields.push(chars.by_ref().take_while(|&c| c != '"').collect());
+            }
+            Some(_) => {
+                let mut field = String::new();
+                while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                    field.push(c);
+                }
+                fields.push(field);
+            }
+        }
+    }
 }
 
 fn parse_mppe(text: &str) -> Result<MppeBits, String> {
@@ -86,20 +135,31 @@ struct Output<'a> {
 }
 
 impl DialArgs {
-    fn config(&self) -> DialConfig {
+    fn config(&self) -> anyhow::Result<DialConfig> {
+        let password = self.password.clone().unwrap_or_default();
         let mut config = DialConfig::new(
             self.server,
             self.clients,
             self.source
                 .unwrap_or_else(|| SourceRange::single(Ipv4Addr::UNSPECIFIED)),
-            &self.password,
+            &password,
         );
         config.server.set_port(PPTP_PORT);
         config.rate = self.rate;
         config.concurrency = self.concurrency;
-        config.users = Users::Template {
-            template: self.user_template.clone(),
-            password: self.password.clone(),
+        config.users = match &self.users_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the users file {}", path.display()))?;
+                Users::List(
+                    parse_chap_secrets(&text)
+                        .with_context(|| format!("in the users file {}", path.display()))?,
+                )
+            }
+            None => Users::Template {
+                template: self.user_template.clone(),
+                password,
+            },
         };
         config.mppe = self.mppe;
         config.stateful = self.stateful;
@@ -109,7 +169,7 @@ impl DialArgs {
             Vendor::PptpLinux
         };
         config.setup_timeout = Duration::from_secs(self.setup_timeout.max(1));
-        config
+        Ok(config)
     }
 }
 
@@ -123,7 +183,7 @@ pub fn run(args: &DialArgs) -> anyhow::Result<()> {
 }
 
 async fn dial(args: &DialArgs) -> anyhow::Result<()> {
-    let config = args.config();
+    let config = args.config()?;
     let terminal = std::io::stderr().is_terminal();
     let bar = terminal.then(|| {
         let bar = ProgressBar::new(u64::from(args.clients));
@@ -226,4 +286,20 @@ fn write_summary(
         "hung up {} clients: {} sessions stopped cleanly, {} without the server's reply",
         hang_up.ended, hang_up.clean, hang_up.unacknowledged
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chap_secrets_give_users_in_order() {
+        let text = "# users\nuser1 * \"pass #1\" *\n\nuser2\tpptpd pw2 10.0.0.2 # two\n";
+        let users = parse_chap_secrets(text).unwrap();
+        assert_eq!(users[0], ("user1".to_string(), "pass #1".to_string()));
+        assert_eq!(users[1], ("user2".to_string(), "pw2".to_string()));
+        assert!(parse_chap_secrets("# nothing\n").is_err());
+        let err = parse_chap_secrets("a b\n").unwrap_err();
+        assert!(format!("{err:#}").contains("line 1"), "{err:#}");
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,8 @@ pub(crate) struct ClientSpec {
     pub seed: [u8; 32],
     pub connect_timeout: Duration,
     pub setup_timeout: Duration,
+    /// Counts established sessions that ended before the hang-up.
+    pub lost: Arc<AtomicU64>,
 }
 
 /// The dial's outcome: the session and its set-up latency, or why it failed.
@@ -477,6 +480,7 @@ impl Client {
                 let kind = failure_kind(&cause);
                 if self.established && self.hang_up_deadline.is_none() {
                     tracing::info!(client = self.spec.index, %cause, "session ended");
+                    self.spec.lost.fetch_add(1, Ordering::Relaxed);
                 }
                 self.fail(now, kind, format!("PPP: {cause}"));
                 if self.ctrl.clear_call(now, self.spec.call_id).is_err() && !self.ctrl.is_closed() {

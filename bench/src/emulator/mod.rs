@@ -46,7 +46,7 @@ pub mod source;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -373,6 +373,7 @@ pub enum EmulatorError {
 pub struct Emulator {
     sessions: Vec<DialledSession>,
     report: DialReport,
+    lost: Arc<AtomicU64>,
     gre: Arc<GreSocket>,
     hang_up: watch::Sender<bool>,
     tasks: Vec<JoinHandle<ClientEnd>>,
@@ -400,6 +401,7 @@ impl Emulator {
         let gre = Arc::new(GreSocket::open().map_err(EmulatorError::RawSocket)?);
         let reader = tokio::spawn(Arc::clone(&gre).run_reader());
         let (hang_up, hang_up_rx) = watch::channel(false);
+        let lost = Arc::new(AtomicU64::new(0));
         let mut seed = [0u8; 32];
         if let Err(error) = getrandom::fill(&mut seed) {
             // The seeds only make the MS-CHAPv2 peer challenges differ; a fixed one still
@@ -463,6 +465,7 @@ impl Emulator {
                         seed: client_seed,
                         connect_timeout: config.connect_timeout,
                         setup_timeout: config.setup_timeout,
+                        lost: Arc::clone(&lost),
                     };
                     let inbound = gre.register(*config.server.ip(), call_id);
                     let sink = OutcomeSink::new(index, results.clone(), permit);
@@ -506,6 +509,7 @@ impl Emulator {
         Ok(Emulator {
             sessions,
             report,
+            lost,
             gre,
             hang_up,
             tasks,
@@ -521,6 +525,12 @@ impl Emulator {
     /// The dial phase's figures.
     pub fn report(&self) -> &DialReport {
         &self.report
+    }
+
+    /// Established sessions that have ended since (the server hung up, LCP echo failed,
+    /// the connection dropped): the traffic through them is lost too.
+    pub fn sessions_lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
     }
 
     /// The GRE socket's counters now.
