@@ -507,3 +507,27 @@ fn the_dial_command_prints_its_figures_as_json() {
     assert_eq!(json["mppe"], "bits128");
     wait_for_sessions(&daemon.0, "every session to end", |n| n == 0);
 }
+
+#[test]
+fn without_cap_net_raw_the_dial_command_says_what_is_missing() {
+    // setpriv (util-linux) drops CAP_NET_RAW from the bounding set: even root lacks it then.
+    let output = std::process::Command::new("setpriv")
+        .args([
+            "--bounding-set",
+            "-net_raw",
+            env!("CARGO_BIN_EXE_xpptp-bench"),
+            "dial",
+        ])
+        .args(["--server", "192.0.2.1", "--password", "x"])
+        .output()
+        .expect("run setpriv (util-linux) to drop CAP_NET_RAW");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("CAP_NET_RAW"), "{stderr}");
+    assert!(stderr.contains("Operation not permitted"), "{stderr}");
+    assert_eq!(
+        stderr.matches("Operation not permitted").count(),
+        1,
+        "{stderr}"
+    );
+}

@@ -352,8 +352,8 @@ pub struct HangUpReport {
 pub enum EmulatorError {
     /// The raw GRE socket could not be opened.
     #[error(
-        "cannot open a raw GRE socket: {0}; the emulator needs CAP_NET_RAW: run it as root \
-         (or `setcap cap_net_raw+ep` on the binary)"
+        "cannot open a raw GRE socket (the emulator needs CAP_NET_RAW: run it as root, or \
+         `setcap cap_net_raw+ep` on the binary)"
     )]
     RawSocket(#[source] std::io::Error),
     /// More clients than call IDs.
