@@ -6,3 +6,6 @@
 
 // topology: the namespaces and daemons the demo and the suite run against.
 pub mod topology;
+// --- emu
+pub mod emulator;
+// --- end emu

@@ -17,7 +17,11 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    // --- emu
+    Dial(xpptp_bench::emulator::cli::DialArgs),
+    // --- end emu
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -28,7 +32,11 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        // --- emu
+        Command::Dial(args) => xpptp_bench::emulator::cli::run(&args),
+        // --- end emu
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
