@@ -3,3 +3,7 @@
 //! Results are benchmarks, never timed tests: every figure is reported with a baseline
 //! measured in the same run (the crypto floor, the socket backend), because the machines
 //! this runs on are shared and noisy.
+
+// --- traffic: the traffic engine (issue 7 item 2)
+pub mod traffic;
+// --- end traffic

@@ -1,0 +1,119 @@
+//! The figures of one traffic run, serialisable for `--json` and the charts.
+
+use serde::Serialize;
+
+use super::cost::CostReport;
+use super::impair::{ImpairCounts, Impairment};
+use super::io::SendStats;
+use super::verify::Verifier;
+
+/// Latency percentiles in nanoseconds (all 0 when nothing arrived).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct LatencyReport {
+    pub count: u64,
+    pub p50_ns: u64,
+    pub p90_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+}
+
+/// One direction of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectionReport {
+    /// Packets handed to the sockets (duplicates included).
+    pub sent: u64,
+    /// Verified packets at the sink (duplicates included).
+    pub received: u64,
+    /// Distinct packet numbers received.
+    pub distinct: u64,
+    /// Packet numbers the sender used that never arrived (its injected losses included).
+    pub lost: u64,
+    pub reordered: u64,
+    pub duplicated: u64,
+    /// Payloads that failed verification.
+    pub corrupt: u64,
+    /// Packets not of this run, or refused by the client-side decapsulation.
+    pub foreign: u64,
+    /// What the sender injected.
+    pub injected: ImpairCounts,
+    pub offered_pps: f64,
+    pub offered_bps: f64,
+    /// Verified packets over the time from the first send to the last arrival.
+    pub achieved_pps: f64,
+    pub achieved_bps: f64,
+    pub latency: LatencyReport,
+}
+
+impl DirectionReport {
+    /// From the sender's stats, the sink's verifier and the packet numbers per session.
+    pub fn new(send: &SendStats, sink: &Verifier, numbers: u64) -> DirectionReport {
+        let totals = sink.totals();
+        let h = &sink.latency;
+        let latency = if h.is_empty() {
+            LatencyReport::default()
+        } else {
+            LatencyReport {
+                count: h.len(),
+                p50_ns: h.value_at_quantile(0.5),
+                p90_ns: h.value_at_quantile(0.9),
+                p99_ns: h.value_at_quantile(0.99),
+                max_ns: h.max(),
+            }
+        };
+        let mean_bits = if send.sent > 0 {
+            send.inner_bytes as f64 * 8.0 / send.sent as f64
+        } else {
+            0.0
+        };
+        let send_s = send.duration_s();
+        let rx_s = sink.last_ns.saturating_sub(send.start_ns) as f64 / 1e9;
+        let rate = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+        let offered_pps = rate(send.sent, send_s);
+        let achieved_pps = rate(totals.received, rx_s);
+        DirectionReport {
+            sent: send.sent,
+            received: totals.received,
+            distinct: totals.distinct,
+            lost: numbers.saturating_sub(totals.distinct),
+            reordered: totals.reordered,
+            duplicated: totals.duplicated,
+            corrupt: sink.corrupt,
+            foreign: sink.foreign,
+            injected: send.impaired,
+            offered_pps,
+            offered_bps: offered_pps * mean_bits,
+            achieved_pps,
+            achieved_bps: achieved_pps * mean_bits,
+            latency,
+        }
+    }
+}
+
+/// What was run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conditions {
+    /// "64", "512", "1400" or "imix" (inner IPv4 length).
+    pub sizes: String,
+    /// "stateless", "stateful", "mixed" or "none" (MPPE).
+    pub mppe: String,
+    /// The datapath backend, as the caller names it ("xdp", "socket", ...).
+    pub backend: String,
+    /// "copy", "zero-copy" or "n/a" (the datapath's AF_XDP binding).
+    pub bind_mode: String,
+    /// The upstream sender: "sendmmsg" or "af_xdp".
+    pub sender: String,
+    pub sessions: usize,
+    pub packets_per_session: u64,
+    pub rate_pps: u64,
+    pub impairment: Impairment,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrafficReport {
+    pub conditions: Conditions,
+    pub upstream: Option<DirectionReport>,
+    pub downstream: Option<DirectionReport>,
+    /// Worker ns per packet, when the datapath's command socket was given.
+    pub workers: Option<CostReport>,
+}
