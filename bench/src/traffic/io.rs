@@ -35,6 +35,9 @@ use super::verify::Verifier;
 /// Packets per `sendmmsg` / `recvmmsg` at most.
 pub const MAX_BATCH: usize = 64;
 const SLOT: usize = 2048;
+/// Receive buffer the sinks ask for (the kernel caps it at `net.core.rmem_max`): bursts
+/// wait here while the sink verifies, instead of being dropped by the sink's own socket.
+const SINK_RCVBUF: usize = 8 << 20;
 
 /// I/O failures, with what to do about them.
 #[derive(Debug, Error)]
@@ -207,15 +210,23 @@ pub struct RawIpSender {
     batch: MmsgBatch,
 }
 
+/// The raw IPv4 socket [`RawIpSender`] sends on (`IPPROTO_RAW`, which implies
+/// `IP_HDRINCL`). Open it in the clients' namespace; the socket stays there whichever thread
+/// uses it.
+pub fn open_raw_ip() -> Result<Socket, TrafficIoError> {
+    let protocol = 255;
+    Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(protocol)))
+        .map_err(|source| TrafficIoError::RawSocket { protocol, source })
+}
+
 impl RawIpSender {
-    pub fn open() -> Result<RawIpSender, TrafficIoError> {
-        let protocol = 255; // IPPROTO_RAW: implies IP_HDRINCL
-        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(protocol)))
-            .map_err(|source| TrafficIoError::RawSocket { protocol, source })?;
-        Ok(RawIpSender {
+    /// A sender on `socket` (from [`open_raw_ip`]). Not `Send` (the `sendmmsg` headers hold
+    /// raw pointers): build it on the thread that sends.
+    pub fn new(socket: Socket) -> RawIpSender {
+        RawIpSender {
             socket,
             batch: MmsgBatch::new(),
-        })
+        }
     }
 }
 
@@ -504,9 +515,11 @@ fn receive_loop(
 /// The inside host's sink: a UDP socket bound to `addr` (the inside host's address and
 /// [`UPSTREAM_PORT`](super::session::UPSTREAM_PORT)). Bind it before the senders start.
 pub fn bind_inside(addr: SocketAddrV4) -> Result<UdpSocket, TrafficIoError> {
-    let socket = UdpSocket::bind(addr)?;
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+    socket.set_recv_buffer_size(SINK_RCVBUF)?;
+    socket.bind(&addr.into())?;
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-    Ok(socket)
+    Ok(socket.into())
 }
 
 /// Receives upstream payloads on `socket` until `stop`.
@@ -527,6 +540,7 @@ pub fn open_gre_sink() -> Result<Socket, TrafficIoError> {
     let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(protocol)))
         .map_err(|source| TrafficIoError::RawSocket { protocol, source })?;
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+    socket.set_recv_buffer_size(SINK_RCVBUF)?;
     Ok(socket)
 }
 

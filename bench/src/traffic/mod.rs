@@ -30,7 +30,7 @@ pub use cost::{CostReport, CostSample};
 pub use impair::Impairment;
 pub use io::{
     FrameOut, RawIpSender, SendPlan, SendStats, SinkStop, XskSender, bind_downstream, bind_inside,
-    client_sink, inside_sink, open_gre_sink, send_downstream, send_upstream,
+    client_sink, inside_sink, open_gre_sink, open_raw_ip, send_downstream, send_upstream,
 };
 pub use report::{Conditions, DirectionReport, TrafficReport};
 pub use session::{KeyedCall, L2Addresses, SessionRx, SessionTx, SizeMix, TrafficSession};

@@ -1,0 +1,338 @@
+//! The traffic engine through the real datapath.
+//!
+//! ```text
+//! clients + inside host (ns b)  xb <-veth-> xa  concentrator (ns a: Datapath, one-armed)
+//! ```
+//!
+//! Four calls established over the datapath's command socket with keys chosen here (two
+//! stateless, two stateful MPPE), the engine's client-side sessions built from the client
+//! view of the same keys. Upstream goes out of a raw IPv4 socket (and once out of an AF_XDP
+//! socket on xb) to the concentrator, which decrypts and forwards to the inside host's UDP
+//! sink; downstream goes from the inside host's UDP socket through the concentrator to the
+//! clients' raw GRE sink, which decrypts with each session's client state. Runs are bounded
+//! by packet count; the assertions are on counts, never on speed.
+//!
+//! Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF, CAP_NET_RAW, AF_XDP, /dev/net/tun);
+//! fails with what is missing otherwise, never skips. The `VethPair` guard removes the
+//! namespaces.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use xpptp_bench::traffic::cost::{self, CostReport};
+use xpptp_bench::traffic::session::UPSTREAM_PORT;
+use xpptp_bench::traffic::{
+    DirectionReport, FrameOut, Impairment, KeyedCall, L2Addresses, RawIpSender, SendPlan,
+    SessionRx, SessionTx, SinkStop, SizeMix, TrafficSession, XskSender, bind_downstream,
+    bind_inside, client_sink, inside_sink, open_gre_sink, open_raw_ip, send_downstream,
+    send_upstream,
+};
+use xpptp_datapath::command::CommandServer;
+use xpptp_datapath::command::client::Client;
+use xpptp_datapath::daemon::{AttachMode, Datapath, DatapathConfig};
+use xpptp_datapath::tun::{Ipv4Prefix, TunConfig};
+use xpptp_datapath::xsk::{BindMode, XskConfig};
+use xpptp_proto::command::{Establish, Message};
+use xpptp_proto::crypto::mppe::MppeMode;
+use xpptp_testnet::{End, VethPair, ip, run_in};
+
+const INSIDE_HOST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 50);
+const SESSIONS: u16 = 4;
+const PACKETS: u64 = 150;
+
+struct SocketDir(PathBuf);
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn keyed(i: u16) -> KeyedCall {
+    KeyedCall {
+        server_call_id: 0x3000 + i,
+        client_call_id: 0x7000 + i,
+        client_tunnel: Ipv4Addr::new(10, 8, 0, 10 + i as u8),
+        server_tunnel: Some(Ipv4Addr::new(10, 8, 0, 1)),
+        mode: Some(if i.is_multiple_of(2) {
+            MppeMode::Stateless
+        } else {
+            MppeMode::Stateful
+        }),
+        up_key: [0x11 * (i as u8 + 1); 16],
+        down_key: [0x5A ^ i as u8; 16],
+        mtu: 1400,
+    }
+}
+
+fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Both neighbours known from the start: no packet waits for ARP or detours through the
+/// kernel, so order is kept and the counts are exact.
+fn permanent_neighbour(at: &End, of: &End) {
+    let (addr, mac) = (of.addr.to_string(), mac_text(&of.mac));
+    ip(&[
+        "-n",
+        &at.netns,
+        "neigh",
+        "replace",
+        &addr,
+        "lladdr",
+        &mac,
+        "dev",
+        at.ifname,
+        "nud",
+        "permanent",
+    ]);
+}
+
+fn start_datapath(a: &End) -> Datapath {
+    let mut tun = TunConfig::new(Ipv4Prefix::new(Ipv4Addr::new(10, 8, 0, 1), 24).unwrap());
+    tun.name = "xpptp-tr".into();
+    let mut config = DatapathConfig::new(a.ifname, tun);
+    config.mode = AttachMode::Native;
+    config.queues = Some(1);
+    config.pin = false;
+    config.local_mac = Some(a.mac);
+    config.xsk = XskConfig {
+        frame_count: 2048,
+        tx_reserve: 256,
+        mode: BindMode::Copy,
+        ..XskConfig::default()
+    };
+    run_in(&a.netns, || {
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("enable forwarding");
+        Datapath::start(&config).unwrap_or_else(|err| {
+            panic!(
+                "cannot start the datapath in {} (needs root: CAP_BPF, CAP_NET_ADMIN, \
+                 CAP_NET_RAW, AF_XDP, /dev/net/tun): {:#}",
+                a.netns,
+                anyhow::Error::new(err)
+            )
+        })
+    })
+}
+
+fn sample(socket: &Path) -> cost::CostSample {
+    cost::sample(socket, std::process::id()).expect("worker counters and CPU time")
+}
+
+fn plan(impairment: Impairment) -> SendPlan {
+    SendPlan {
+        packets_per_session: PACKETS,
+        rate_pps: 20_000,
+        batch: 16,
+        sizes: SizeMix::Imix,
+        impairment,
+    }
+}
+
+/// Impaired runs end on the idle timeout (duplicates make the count unknowable to the
+/// sink); clean runs as soon as every packet is in.
+fn stop(expected: u64, impaired: bool) -> SinkStop {
+    SinkStop {
+        expected: if impaired { u64::MAX } else { expected },
+        idle: Duration::from_secs(2),
+    }
+}
+
+/// Upstream from `out` to the inside host's sink.
+fn upstream(
+    b: &End,
+    txs: &mut [SessionTx],
+    out: &mut dyn FrameOut,
+    plan: &SendPlan,
+) -> DirectionReport {
+    let socket = run_in(&b.netns, || {
+        bind_inside(SocketAddrV4::new(INSIDE_HOST, UPSTREAM_PORT)).expect("inside sink")
+    });
+    let expected = txs.len() as u64 * plan.packets_per_session;
+    let until = stop(expected, plan.impairment.is_active());
+    std::thread::scope(|s| {
+        let sink = s.spawn(|| inside_sink(&socket, until).expect("inside sink"));
+        let sent = send_upstream(txs, out, plan).expect("upstream sender");
+        let sink = sink.join().unwrap();
+        DirectionReport::new(&sent, &sink, expected)
+    })
+}
+
+/// Downstream from the inside host to the clients' GRE sink.
+fn downstream(
+    b: &End,
+    txs: &[SessionTx],
+    rxs: &mut [SessionRx],
+    plan: &SendPlan,
+) -> DirectionReport {
+    let (gre, udp) = run_in(&b.netns, || {
+        (
+            open_gre_sink().expect("GRE sink"),
+            bind_downstream(INSIDE_HOST).expect("downstream sender"),
+        )
+    });
+    let expected = txs.len() as u64 * plan.packets_per_session;
+    let until = stop(expected, plan.impairment.is_active());
+    std::thread::scope(|s| {
+        let sink = s.spawn(|| client_sink(&gre, rxs, until).expect("client sink"));
+        let sent = send_downstream(&udp, txs, plan);
+        let sink = sink.join().unwrap();
+        DirectionReport::new(&sent, &sink, expected)
+    })
+}
+
+fn assert_complete(what: &str, report: &DirectionReport, expected: u64) {
+    assert_eq!(report.sent, expected, "{what}: {report:?}");
+    assert_eq!(
+        (report.received, report.distinct, report.lost),
+        (expected, expected, 0),
+        "{what}: every packet arrives once: {report:?}"
+    );
+    assert_eq!(
+        (report.reordered, report.duplicated, report.corrupt),
+        (0, 0, 0),
+        "{what}: {report:?}"
+    );
+    assert_eq!(report.latency.count, expected, "{what}: {report:?}");
+    assert!(report.latency.max_ns > 0, "{what}: {report:?}");
+}
+
+fn assert_impaired(what: &str, report: &DirectionReport) {
+    let injected = report.injected;
+    assert!(
+        injected.lost > 0 && injected.reordered > 0 && injected.duplicated > 0,
+        "{what}: the seed must inject each kind: {report:?}"
+    );
+    assert_eq!(report.lost, injected.lost, "{what}: {report:?}");
+    assert_eq!(report.reordered, injected.reordered, "{what}: {report:?}");
+    assert_eq!(report.duplicated, injected.duplicated, "{what}: {report:?}");
+    assert_eq!(report.corrupt, 0, "{what}: {report:?}");
+}
+
+fn assert_workers_moved(cost: &CostReport, at_least: u64) {
+    assert_eq!(cost.workers.len(), 1, "{cost:?}");
+    assert!(cost.packets >= at_least, "{cost:?}");
+    assert!(
+        cost.cpu_ns > 0,
+        "the worker thread's CPU time moved: {cost:?}"
+    );
+    assert!(cost.ns_per_packet.is_some_and(|ns| ns > 0.0), "{cost:?}");
+}
+
+#[test]
+fn traffic_through_the_datapath_arrives_verified_both_ways() {
+    let pair = VethPair::create("tr", 1);
+    let (a, b) = (pair.a.clone(), pair.b.clone());
+    let inside = format!("{INSIDE_HOST}/32");
+    ip(&["-n", &b.netns, "addr", "add", &inside, "dev", b.ifname]);
+    ip(&[
+        "-n",
+        &a.netns,
+        "route",
+        "add",
+        &inside,
+        "via",
+        &b.addr.to_string(),
+    ]);
+    ip(&[
+        "-n",
+        &b.netns,
+        "route",
+        "add",
+        "10.8.0.0/24",
+        "via",
+        &a.addr.to_string(),
+    ]);
+    permanent_neighbour(&a, &b);
+    permanent_neighbour(&b, &a);
+
+    let datapath = Arc::new(start_datapath(&a));
+    let dir = SocketDir(std::env::temp_dir().join(format!("xpptp-traffic-{}", std::process::id())));
+    let socket = dir.0.join("datapath.sock");
+    let server = CommandServer::start(&socket, "traffic test".into(), Arc::clone(&datapath))
+        .expect("command server");
+    let (mut control, _) = Client::connect(&socket, "traffic test", false).expect("hello");
+    let l2 = L2Addresses {
+        client_mac: b.mac,
+        server_mac: a.mac,
+    };
+    let mut sessions: Vec<TrafficSession> = (0..SESSIONS)
+        .map(|i| {
+            let call = keyed(i);
+            let reply = control
+                .request(Message::Establish(Box::new(Establish {
+                    call: call.server(b.addr),
+                    replace: false,
+                })))
+                .unwrap();
+            assert_eq!(reply, Message::Done, "establish call {i}");
+            let session = TrafficSession::new(
+                u32::from(i),
+                &call.client(a.addr),
+                b.addr,
+                a.addr,
+                l2,
+                INSIDE_HOST,
+            );
+            session.check_sizes(SizeMix::Imix).unwrap();
+            session
+        })
+        .collect();
+    let (mut txs, mut rxs): (Vec<SessionTx>, Vec<SessionRx>) =
+        sessions.drain(..).map(|s| (s.tx, s.rx)).unzip();
+    let expected = u64::from(SESSIONS) * PACKETS;
+
+    // Clean run, both ways, with the workers' cost.
+    let before = sample(&socket);
+    let mut raw = RawIpSender::new(run_in(&b.netns, || open_raw_ip().expect("raw IPv4 socket")));
+    let up = upstream(&b, &mut txs, &mut raw, &plan(Impairment::default()));
+    assert_complete("upstream", &up, expected);
+    let down = downstream(&b, &txs, &mut rxs, &plan(Impairment::default()));
+    assert_complete("downstream", &down, expected);
+    let cost = cost::difference(&before, &sample(&socket));
+    assert_workers_moved(&cost, 2 * expected);
+
+    // Impaired run: the sinks count exactly what the senders injected.
+    let impaired = Impairment {
+        loss: 0.05,
+        reorder: 0.05,
+        duplicate: 0.05,
+        seed: 0x5EED,
+    };
+    let up = upstream(&b, &mut txs, &mut raw, &plan(impaired));
+    assert_impaired("upstream", &up);
+    let down = downstream(&b, &txs, &mut rxs, &plan(impaired));
+    assert_impaired("downstream", &down);
+
+    // Upstream through the datapath's AF_XDP socket on the clients' interface.
+    let mut xsk = run_in(&b.netns, || {
+        XskSender::open(
+            b.ifname,
+            XskConfig {
+                frame_count: 1024,
+                tx_reserve: 512,
+                mode: BindMode::Copy,
+                ..XskConfig::default()
+            },
+        )
+        .unwrap_or_else(|err| panic!("AF_XDP sender on {} (needs root): {err:#}", b.ifname))
+    });
+    assert_eq!(xsk.bound_mode(), "copy");
+    let up = upstream(&b, &mut txs, &mut xsk, &plan(Impairment::default()));
+    assert_complete("upstream over AF_XDP", &up, expected);
+
+    drop(control);
+    server.stop();
+    match Arc::try_unwrap(datapath) {
+        Ok(d) => d.shutdown(),
+        Err(_) => panic!("the datapath is still shared after the server stopped"),
+    }
+    drop(dir);
+    drop(pair);
+}
