@@ -18,17 +18,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use xpptp_bench::traffic::cost::{self, CostReport};
+use xpptp_bench::traffic::cost::CostReport;
+use xpptp_bench::traffic::run::{self, DatapathProbe, Downstream, Upstream};
 use xpptp_bench::traffic::session::UPSTREAM_PORT;
 use xpptp_bench::traffic::{
-    DirectionReport, FrameOut, Impairment, KeyedCall, L2Addresses, RawIpSender, SendPlan,
-    SessionRx, SessionTx, SinkStop, SizeMix, TrafficSession, XskSender, bind_downstream,
-    bind_inside, client_sink, inside_sink, open_gre_sink, open_raw_ip, send_downstream,
-    send_upstream,
+    Conditions, DirectionReport, FrameOut, Impairment, KeyedCall, L2Addresses, RawIpSender,
+    SendPlan, SessionRx, SessionTx, SizeMix, TrafficReport, TrafficSession, XskSender,
+    bind_downstream, bind_inside, open_gre_sink, open_raw_ip,
 };
 use xpptp_datapath::command::CommandServer;
 use xpptp_datapath::command::client::Client;
@@ -121,10 +120,6 @@ fn start_datapath(a: &End) -> Datapath {
     })
 }
 
-fn sample(socket: &Path) -> cost::CostSample {
-    cost::sample(socket, std::process::id()).expect("worker counters and CPU time")
-}
-
 fn plan(impairment: Impairment) -> SendPlan {
     SendPlan {
         packets_per_session: PACKETS,
@@ -135,56 +130,41 @@ fn plan(impairment: Impairment) -> SendPlan {
     }
 }
 
-/// Impaired runs end on the idle timeout (duplicates make the count unknowable to the
-/// sink); clean runs as soon as every packet is in.
-fn stop(expected: u64, impaired: bool) -> SinkStop {
-    SinkStop {
-        expected: if impaired { u64::MAX } else { expected },
-        idle: Duration::from_secs(2),
-    }
-}
-
-/// Upstream from `out` to the inside host's sink.
-fn upstream(
+/// One run: upstream from `out`, downstream too if `both`, sockets opened in b.
+fn traffic(
     b: &End,
     txs: &mut [SessionTx],
-    out: &mut dyn FrameOut,
-    plan: &SendPlan,
-) -> DirectionReport {
-    let socket = run_in(&b.netns, || {
-        bind_inside(SocketAddrV4::new(INSIDE_HOST, UPSTREAM_PORT)).expect("inside sink")
-    });
-    let expected = txs.len() as u64 * plan.packets_per_session;
-    let until = stop(expected, plan.impairment.is_active());
-    std::thread::scope(|s| {
-        let sink = s.spawn(|| inside_sink(&socket, until).expect("inside sink"));
-        let sent = send_upstream(txs, out, plan).expect("upstream sender");
-        let sink = sink.join().unwrap();
-        DirectionReport::new(&sent, &sink, expected)
-    })
-}
-
-/// Downstream from the inside host to the clients' GRE sink.
-fn downstream(
-    b: &End,
-    txs: &[SessionTx],
     rxs: &mut [SessionRx],
-    plan: &SendPlan,
-) -> DirectionReport {
-    let (gre, udp) = run_in(&b.netns, || {
+    out: &mut dyn FrameOut,
+    both: bool,
+    impairment: Impairment,
+    probe: &DatapathProbe,
+) -> TrafficReport {
+    let (inside, gre, udp) = run_in(&b.netns, || {
         (
+            bind_inside(SocketAddrV4::new(INSIDE_HOST, UPSTREAM_PORT)).expect("inside sink"),
             open_gre_sink().expect("GRE sink"),
             bind_downstream(INSIDE_HOST).expect("downstream sender"),
         )
     });
-    let expected = txs.len() as u64 * plan.packets_per_session;
-    let until = stop(expected, plan.impairment.is_active());
-    std::thread::scope(|s| {
-        let sink = s.spawn(|| client_sink(&gre, rxs, until).expect("client sink"));
-        let sent = send_downstream(&udp, txs, plan);
-        let sink = sink.join().unwrap();
-        DirectionReport::new(&sent, &sink, expected)
-    })
+    run::run(
+        txs,
+        rxs,
+        &plan(impairment),
+        Some(Upstream { out, sink: &inside }),
+        both.then_some(Downstream {
+            socket: &udp,
+            sink: &gre,
+        }),
+        Some(probe),
+        Conditions::new(
+            "mixed",
+            "xdp",
+            "copy",
+            if both { "sendmmsg" } else { "af_xdp" },
+        ),
+    )
+    .expect("traffic run")
 }
 
 fn assert_complete(what: &str, report: &DirectionReport, expected: u64) {
@@ -287,16 +267,34 @@ fn traffic_through_the_datapath_arrives_verified_both_ways() {
     let (mut txs, mut rxs): (Vec<SessionTx>, Vec<SessionRx>) =
         sessions.drain(..).map(|s| (s.tx, s.rx)).unzip();
     let expected = u64::from(SESSIONS) * PACKETS;
+    let probe = DatapathProbe {
+        socket: socket.clone(),
+        pid: std::process::id(),
+    };
+    let raw_socket = run_in(&b.netns, || open_raw_ip().expect("raw IPv4 socket"));
+    let mut raw = RawIpSender::new(raw_socket);
 
     // Clean run, both ways, with the workers' cost.
-    let before = sample(&socket);
-    let mut raw = RawIpSender::new(run_in(&b.netns, || open_raw_ip().expect("raw IPv4 socket")));
-    let up = upstream(&b, &mut txs, &mut raw, &plan(Impairment::default()));
+    let report = traffic(
+        &b,
+        &mut txs,
+        &mut rxs,
+        &mut raw,
+        true,
+        Impairment::default(),
+        &probe,
+    );
+    let (up, down) = (report.upstream.unwrap(), report.downstream.unwrap());
     assert_complete("upstream", &up, expected);
-    let down = downstream(&b, &txs, &mut rxs, &plan(Impairment::default()));
     assert_complete("downstream", &down, expected);
-    let cost = cost::difference(&before, &sample(&socket));
-    assert_workers_moved(&cost, 2 * expected);
+    assert_workers_moved(up.workers.as_ref().unwrap(), expected);
+    assert_workers_moved(down.workers.as_ref().unwrap(), expected);
+    assert_eq!(
+        (report.conditions.sizes.as_str(), report.conditions.sessions),
+        ("imix", usize::from(SESSIONS))
+    );
+    let json = serde_json::to_value(&report.conditions).unwrap();
+    assert_eq!(json["sender"], "sendmmsg", "{json}");
 
     // Impaired run: the sinks count exactly what the senders injected.
     let impaired = Impairment {
@@ -305,10 +303,9 @@ fn traffic_through_the_datapath_arrives_verified_both_ways() {
         duplicate: 0.05,
         seed: 0x5EED,
     };
-    let up = upstream(&b, &mut txs, &mut raw, &plan(impaired));
-    assert_impaired("upstream", &up);
-    let down = downstream(&b, &txs, &mut rxs, &plan(impaired));
-    assert_impaired("downstream", &down);
+    let report = traffic(&b, &mut txs, &mut rxs, &mut raw, true, impaired, &probe);
+    assert_impaired("upstream", report.upstream.as_ref().unwrap());
+    assert_impaired("downstream", report.downstream.as_ref().unwrap());
 
     // Upstream through the datapath's AF_XDP socket on the clients' interface.
     let mut xsk = run_in(&b.netns, || {
@@ -324,8 +321,17 @@ fn traffic_through_the_datapath_arrives_verified_both_ways() {
         .unwrap_or_else(|err| panic!("AF_XDP sender on {} (needs root): {err:#}", b.ifname))
     });
     assert_eq!(xsk.bound_mode(), "copy");
-    let up = upstream(&b, &mut txs, &mut xsk, &plan(Impairment::default()));
-    assert_complete("upstream over AF_XDP", &up, expected);
+    let report = traffic(
+        &b,
+        &mut txs,
+        &mut rxs,
+        &mut xsk,
+        false,
+        Impairment::default(),
+        &probe,
+    );
+    assert!(report.downstream.is_none());
+    assert_complete("upstream over AF_XDP", &report.upstream.unwrap(), expected);
 
     drop(control);
     server.stop();

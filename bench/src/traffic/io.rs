@@ -119,7 +119,7 @@ impl Pacer {
 }
 
 /// Where upstream frames go.
-pub trait FrameOut {
+pub trait FrameOut: std::fmt::Debug {
     /// Queues a copy of `frame` (from its Ethernet header) of session `tx`.
     fn push(&mut self, tx: &SessionTx, frame: &[u8]);
     /// Sends everything queued; returns (sent, refused).

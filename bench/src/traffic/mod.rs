@@ -15,6 +15,7 @@
 //! * [`impair`]: seeded loss, reordering and duplication by the sender.
 //! * [`cost`]: the datapath workers' counters and CPU time, before and after.
 //! * [`report`]: [`TrafficReport`], everything a run measured.
+//! * [`run`]: [`run::run`], upstream then downstream with the workers sampled around each.
 //!
 //! A run is bounded by packet count, never by time. Sizes are inner IPv4 lengths.
 
@@ -23,6 +24,7 @@ pub mod impair;
 pub mod io;
 pub mod payload;
 pub mod report;
+pub mod run;
 pub mod session;
 pub mod verify;
 

@@ -42,6 +42,8 @@ pub struct DirectionReport {
     pub achieved_pps: f64,
     pub achieved_bps: f64,
     pub latency: LatencyReport,
+    /// The datapath workers' packets and CPU time during this direction, when probed.
+    pub workers: Option<CostReport>,
 }
 
 impl DirectionReport {
@@ -85,6 +87,7 @@ impl DirectionReport {
             achieved_pps,
             achieved_bps: achieved_pps * mean_bits,
             latency,
+            workers: None,
         }
     }
 }
@@ -108,12 +111,27 @@ pub struct Conditions {
     pub impairment: Impairment,
 }
 
+impl Conditions {
+    /// What the caller set up; [`run`](super::run::run) fills in the rest from its plan.
+    pub fn new(mppe: &str, backend: &str, bind_mode: &str, sender: &str) -> Conditions {
+        Conditions {
+            sizes: String::new(),
+            mppe: mppe.into(),
+            backend: backend.into(),
+            bind_mode: bind_mode.into(),
+            sender: sender.into(),
+            sessions: 0,
+            packets_per_session: 0,
+            rate_pps: 0,
+            impairment: Impairment::default(),
+        }
+    }
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrafficReport {
     pub conditions: Conditions,
     pub upstream: Option<DirectionReport>,
     pub downstream: Option<DirectionReport>,
-    /// Worker ns per packet, when the datapath's command socket was given.
-    pub workers: Option<CostReport>,
 }
