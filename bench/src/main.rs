@@ -17,7 +17,12 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    // --- traffic
+    /// Drives verified traffic through a concentrator over sessions from a keys file.
+    Traffic(xpptp_bench::traffic::cli::TrafficArgs),
+    // --- end traffic
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -27,7 +32,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        // --- traffic
+        Command::Traffic(args) => xpptp_bench::traffic::cli::main(args),
+        // --- end traffic
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

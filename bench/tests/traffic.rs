@@ -333,6 +333,63 @@ fn traffic_through_the_datapath_arrives_verified_both_ways() {
     assert!(report.downstream.is_none());
     assert_complete("upstream over AF_XDP", &report.upstream.unwrap(), expected);
 
+    // The `traffic` subcommand: two more calls from a keys file, installed by the tool
+    // itself (--establish), sockets opened in b by name, cost read from this process.
+    let keys = dir.0.join("sessions.json");
+    std::fs::write(
+        &keys,
+        r#"[{"server_call_id": 16384, "client_call_id": 16385, "client_tunnel": "10.8.0.40",
+             "server_tunnel": "10.8.0.1", "mppe": "stateless", "mtu": 1400,
+             "up_key": "00112233445566778899aabbccddeeff",
+             "down_key": "ffeeddccbbaa99887766554433221100"},
+            {"server_call_id": 16386, "client_call_id": 16387, "client_tunnel": "10.8.0.41",
+             "server_tunnel": null, "mppe": "stateful", "mtu": 1400,
+             "up_key": "0123456789abcdef0123456789abcdef",
+             "down_key": "fedcba9876543210fedcba9876543210"}]"#,
+    )
+    .unwrap();
+    let (a_addr, b_addr) = (a.addr.to_string(), b.addr.to_string());
+    let pid = std::process::id().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xpptp-bench"))
+        .args(["traffic", "--sessions"])
+        .arg(&keys)
+        .args(["--client-addr", &b_addr, "--server-addr", &a_addr])
+        .args(["--inside-host", "192.0.2.50", "--clients-netns", &b.netns])
+        .args([
+            "--inside-netns",
+            &b.netns,
+            "--sizes",
+            "1400",
+            "--packets",
+            "100",
+        ])
+        .args(["--rate", "5000", "--datapath-socket"])
+        .arg(&socket)
+        .args(["--datapath-pid", &pid, "--establish", "--json"])
+        .output()
+        .expect("run xpptp-bench");
+    assert!(
+        out.status.success(),
+        "xpptp-bench traffic failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for way in ["upstream", "downstream"] {
+        let d = &json[way];
+        assert_eq!(
+            (d["received"].as_u64(), d["lost"].as_u64()),
+            (Some(200), Some(0)),
+            "{json}"
+        );
+        assert!(
+            d["workers"]["ns_per_packet"]
+                .as_f64()
+                .is_some_and(|ns| ns > 0.0),
+            "{json}"
+        );
+    }
+    assert_eq!(json["conditions"]["mppe"], "mixed", "{json}");
+
     drop(control);
     server.stop();
     match Arc::try_unwrap(datapath) {

@@ -15,10 +15,12 @@
 //! * [`impair`]: seeded loss, reordering and duplication by the sender.
 //! * [`cost`]: the datapath workers' counters and CPU time, before and after.
 //! * [`report`]: [`TrafficReport`], everything a run measured.
+//! * [`cli`]: `xpptp-bench traffic`, over sessions whose keys are in a JSON file.
 //! * [`run`]: [`run::run`], upstream then downstream with the workers sampled around each.
 //!
 //! A run is bounded by packet count, never by time. Sizes are inner IPv4 lengths.
 
+pub mod cli;
 pub mod cost;
 pub mod impair;
 pub mod io;

@@ -135,3 +135,79 @@ pub struct TrafficReport {
     pub upstream: Option<DirectionReport>,
     pub downstream: Option<DirectionReport>,
 }
+
+fn direction(f: &mut std::fmt::Formatter<'_>, name: &str, d: &DirectionReport) -> std::fmt::Result {
+    writeln!(
+        f,
+        "{name}: sent {} at {:.0} pps ({:.1} Mbit/s inner), received {} at {:.0} pps ({:.1} Mbit/s)",
+        d.sent,
+        d.offered_pps,
+        d.offered_bps / 1e6,
+        d.received,
+        d.achieved_pps,
+        d.achieved_bps / 1e6
+    )?;
+    writeln!(
+        f,
+        "  lost {}, reordered {}, duplicated {}, corrupt {}, foreign {} (injected: lost {}, \
+         reordered {}, duplicated {})",
+        d.lost,
+        d.reordered,
+        d.duplicated,
+        d.corrupt,
+        d.foreign,
+        d.injected.lost,
+        d.injected.reordered,
+        d.injected.duplicated
+    )?;
+    let l = &d.latency;
+    writeln!(
+        f,
+        "  latency us: p50 {:.1}, p90 {:.1}, p99 {:.1}, max {:.1}",
+        l.p50_ns as f64 / 1e3,
+        l.p90_ns as f64 / 1e3,
+        l.p99_ns as f64 / 1e3,
+        l.max_ns as f64 / 1e3
+    )?;
+    if let Some(w) = &d.workers {
+        let per = |ns: Option<f64>| ns.map_or("-".to_owned(), |ns| format!("{ns:.0}"));
+        write!(
+            f,
+            "  datapath workers: {} packets, {} ns/packet",
+            w.packets,
+            per(w.ns_per_packet)
+        )?;
+        for worker in &w.workers {
+            write!(f, "; q{} {}", worker.worker, per(worker.ns_per_packet))?;
+        }
+        writeln!(f)?;
+    }
+    Ok(())
+}
+
+/// The human summary: conditions, then one paragraph per direction.
+impl std::fmt::Display for TrafficReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.conditions;
+        writeln!(
+            f,
+            "{} sessions, size {}, MPPE {}, backend {} ({}), sender {}, {} packets per \
+             session at {} pps",
+            c.sessions,
+            c.sizes,
+            c.mppe,
+            c.backend,
+            c.bind_mode,
+            c.sender,
+            c.packets_per_session,
+            c.rate_pps
+        )?;
+        if let Some(up) = &self.upstream {
+            direction(f, "upstream", up)?;
+        }
+        if let Some(down) = &self.downstream {
+            direction(f, "downstream", down)?;
+        }
+        Ok(())
+    }
+}
