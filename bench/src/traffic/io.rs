@@ -301,11 +301,19 @@ impl FrameOut for XskSender {
         self.failed += 1;
     }
 
+    /// Sends what is queued and waits (up to 20 ms) for the kernel to complete it, so that
+    /// "sent" counts frames that left and nothing stays behind at the end of a run.
     fn flush(&mut self) -> (u64, u64) {
-        let before = self.socket.counters().tx_frames;
-        self.socket.flush();
-        self.socket.reap_completions();
-        let sent = self.socket.counters().tx_frames - before;
+        let before = self.socket.counters().tx_completed;
+        for _ in 0..200 {
+            self.socket.flush();
+            self.socket.reap_completions();
+            if self.socket.tx_outstanding() == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let sent = self.socket.counters().tx_completed.saturating_sub(before);
         (sent, std::mem::take(&mut self.failed))
     }
 }

@@ -7,7 +7,9 @@ use super::impair::{ImpairCounts, Impairment};
 use super::io::SendStats;
 use super::verify::Verifier;
 
-/// Latency percentiles in nanoseconds (all 0 when nothing arrived).
+/// One-way latency percentiles in nanoseconds (all 0 when nothing arrived), from the
+/// payload's stamp (taken as the packet is built, so it includes up to one batch of waiting
+/// in the sender: at most `batch / rate`) to the sink's verification (after `recvmmsg`).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct LatencyReport {
     pub count: u64,
@@ -36,10 +38,13 @@ pub struct DirectionReport {
     pub foreign: u64,
     /// What the sender injected.
     pub injected: ImpairCounts,
+    /// Packets sent over the time from the first send to the last.
     pub offered_pps: f64,
+    /// Inner IPv4 bits per second offered (the tunnel overhead is not counted).
     pub offered_bps: f64,
     /// Verified packets over the time from the first send to the last arrival.
     pub achieved_pps: f64,
+    /// Inner IPv4 bits per second received.
     pub achieved_bps: f64,
     pub latency: LatencyReport,
     /// The datapath workers' packets and CPU time during this direction, when probed.
@@ -209,5 +214,52 @@ impl std::fmt::Display for TrafficReport {
             direction(f, "downstream", down)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::payload::PayloadHeader;
+
+    #[test]
+    fn a_direction_reports_rates_losses_and_percentiles() {
+        let mut sink = Verifier::new().unwrap();
+        for seq in [0u64, 2, 1, 3] {
+            let header = PayloadHeader {
+                session: 0,
+                seq,
+                sent_ns: 1_000_000_000 + seq * 1_000,
+            };
+            sink.record(Ok(header), 1_000_000_000 + seq * 1_000 + 50_000);
+        }
+        let sent = SendStats {
+            sent: 4,
+            inner_bytes: 4 * 1400,
+            start_ns: 1_000_000_000,
+            end_ns: 1_000_000_000 + 4_000,
+            ..SendStats::default()
+        };
+        let d = DirectionReport::new(&sent, &sink, 5);
+        assert_eq!((d.received, d.lost, d.reordered), (4, 1, 1));
+        assert_eq!(d.latency.count, 4);
+        assert!(
+            (49_000..=51_000).contains(&d.latency.p50_ns),
+            "{:?}",
+            d.latency
+        );
+        assert!((d.offered_pps - 1e6).abs() < 1.0, "{}", d.offered_pps);
+        assert!((d.offered_bps - 1e6 * 11_200.0).abs() < 1e3);
+        let report = TrafficReport {
+            conditions: Conditions::new("stateless", "xdp", "copy", "sendmmsg"),
+            upstream: Some(d),
+            downstream: None,
+        };
+        let text = report.to_string();
+        assert!(text.contains("upstream: sent 4"), "{text}");
+        assert!(text.contains("lost 1, reordered 1"), "{text}");
+        assert!(!text.contains("downstream"), "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["upstream"]["latency"]["count"], 4);
     }
 }
