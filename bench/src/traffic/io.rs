@@ -27,8 +27,8 @@ use xpptp_datapath::xsk::{FrameAction, XskConfig, XskError, XskSocket};
 use super::impair::{FlowSchedule, ImpairCounts, Impairer, Impairment};
 use super::payload::{self, PayloadHeader, monotonic_ns};
 use super::session::{
-    FRAME_BUF_LEN, INNER_HEADERS, Opened, SessionError, SessionRx, SessionTx, SizeMix,
-    downstream_destination, downstream_payload, open_udp,
+    FRAME_BUF_LEN, Opened, SessionError, SessionRx, SessionTx, SizeMix, downstream_destination,
+    downstream_payload,
 };
 use super::verify::Verifier;
 
@@ -595,22 +595,7 @@ fn call_id_of(frame: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]))
 }
 
-/// Verifies an inner IPv4/UDP packet the way [`client_sink`] does after decapsulation (for
-/// callers with their own receive path).
-pub fn verify_inner(ip: &[u8], verifier: &mut Verifier, now_ns: u64) {
-    match open_udp(ip) {
-        Opened::Payload(header) => verifier.record(Ok(header), now_ns),
-        Opened::Corrupt(err) => verifier.record(Err(err), now_ns),
-        Opened::Refused(_) | Opened::NoData => verifier.foreign += 1,
-    }
-}
-
 /// Binds the inside host's downstream sender: UDP from `addr` (port chosen by the kernel).
 pub fn bind_downstream(addr: Ipv4Addr) -> Result<UdpSocket, TrafficIoError> {
     Ok(UdpSocket::bind(SocketAddrV4::new(addr, 0))?)
-}
-
-/// Inner length of a payload of `n` bytes (for callers that count bytes).
-pub const fn inner_len(n: usize) -> usize {
-    n + INNER_HEADERS
 }
