@@ -9,3 +9,6 @@ pub mod topology;
 // --- emu
 pub mod emulator;
 // --- end emu
+// --- traffic: the traffic engine (issue 7 item 2)
+pub mod traffic;
+// --- end traffic

@@ -21,6 +21,10 @@ enum Command {
     // --- emu
     Dial(xpptp_bench::emulator::cli::DialArgs),
     // --- end emu
+    // --- traffic
+    /// Drives verified traffic through a concentrator over sessions from a keys file.
+    Traffic(xpptp_bench::traffic::cli::TrafficArgs),
+    // --- end traffic
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,9 @@ fn main() -> ExitCode {
         // --- emu
         Command::Dial(args) => xpptp_bench::emulator::cli::run(&args),
         // --- end emu
+        // --- traffic
+        Command::Traffic(args) => xpptp_bench::traffic::cli::main(args),
+        // --- end traffic
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
