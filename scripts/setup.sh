@@ -16,6 +16,7 @@ fi
 # tunnel in the interop run, and ping through it (whose guest image tests/interop/guest/build.sh installs QEMU
 # and debootstrap for).
 apt_packages=(tshark libssl-dev pkg-config iproute2 iperf3 iputils-ping)
+apt_packages+=(tcpreplay) # floorpcap: bench/tests/pcap_replay.rs replays the bench pcap into a veth
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

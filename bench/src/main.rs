@@ -17,7 +17,18 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    // --- floorpcap
+    /// The MPPE crypto floor on one core: our code against OpenSSL.
+    Floor(xpptp_bench::floor::FloorArgs),
+    /// Write the upstream traffic of test-keyed sessions as a pcap, and their sessions file.
+    Pcap(xpptp_bench::pcap::PcapArgs),
+    /// Establish a sessions file's sessions in a running xpptp-datapath.
+    Install(xpptp_bench::pcap::InstallArgs),
+    /// Remove a sessions file's sessions from a running xpptp-datapath.
+    Uninstall(xpptp_bench::pcap::InstallArgs),
+    // --- end floorpcap
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -27,7 +38,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        // --- floorpcap
+        Command::Floor(args) => xpptp_bench::floor::run(&args),
+        Command::Pcap(args) => xpptp_bench::pcap::run(&args),
+        Command::Install(args) => xpptp_bench::pcap::run_install(&args),
+        Command::Uninstall(args) => xpptp_bench::pcap::run_uninstall(&args),
+        // --- end floorpcap
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
