@@ -780,11 +780,11 @@ pub struct PcapArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// The concentrator's outer address.
-    #[arg(long, default_value = "192.168.77.1")]
+    #[arg(long, default_value = "198.51.100.1")]
     pub server: Ipv4Addr,
     /// Client outer addresses: from this address to the network's last host, one per
     /// session, wrapping around.
-    #[arg(long, default_value = "192.168.77.2/24")]
+    #[arg(long, default_value = "198.51.100.2/24")]
     pub client_net: Ipv4Range,
     /// Client tunnel addresses, one per session (at least as many as sessions).
     #[arg(long, default_value = "10.8.0.2/16")]
