@@ -895,10 +895,14 @@ mod tests {
         }
     }
 
-    /// Every frame decapsulates with the concentrator's state of its session to exactly the
-    /// inner packet (TTL one less), in every mode.
+    /// Every frame of a written pcap decapsulates, with the concentrator's state built from
+    /// the written sessions file alone, to exactly the expected inner packet (TTL one
+    /// less), in every mode. Frames are matched to sessions by their GRE call ID and
+    /// counted per session, as the concentrator sees them.
     #[test]
-    fn every_frame_decapsulates_to_the_expected_inner_packet() {
+    fn every_frame_of_a_written_pcap_decapsulates_to_the_expected_inner_packet() {
+        let dir = std::env::temp_dir().join(format!("xpptp-bench-decap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
         for (size, stateful, bits) in [
             (PacketSize::Fixed(64), false, 128),
             (PacketSize::Fixed(1400), true, 128),
@@ -906,23 +910,29 @@ mod tests {
             (PacketSize::Imix, true, 40),
         ] {
             let config = config(size, stateful, bits);
-            let file = sessions(&config).unwrap();
-            let mut servers: Vec<CallState> = file
+            let (pcap, json) = (dir.join("d.pcap"), dir.join("d.json"));
+            write_files(&config, &pcap, &json).unwrap();
+            let file = read_sessions(&json).unwrap();
+            let mut servers: Vec<(CallState, u32)> = file
                 .sessions
                 .iter()
                 .map(|s| {
                     let est = file.established(s, Role::Server).unwrap();
-                    CallState::from_established(&est, config.server)
+                    (CallState::from_established(&est, file.server), 0)
                 })
                 .collect();
+            let mut reader = pcap_file::pcap::PcapReader::new(File::open(&pcap).unwrap()).unwrap();
             let mut frames = 0u64;
-            generate(&config, |info, bytes| {
+            while let Some(packet) = reader.next_packet() {
+                let bytes = packet.unwrap().data;
+                let label = format!("frame {frames} ({size}, stateful {stateful}, {bits}-bit)");
                 assert_eq!(&bytes[..6], &config.dst_mac);
                 assert_eq!(&bytes[6..12], &config.src_mac);
                 // The GRE key's call ID names the session (call IDs are index + 1).
                 let call_id = u16::from_be_bytes([bytes[14 + 20 + 6], bytes[14 + 20 + 7]]);
-                assert_eq!(u32::from(call_id), info.session + 1);
-                let server = &mut servers[info.session as usize];
+                let session = u32::from(call_id) - 1;
+                let (server, next) = &mut servers[session as usize];
+                assert_eq!(server.config.local_call_id, call_id);
                 let mut frame = bytes.to_vec();
                 let verdict = decap(
                     &server.config,
@@ -931,25 +941,23 @@ mod tests {
                     &mut frame,
                 );
                 let DecapVerdict::Forward { inner } = verdict else {
-                    panic!("{info:?} ({size}, stateful {stateful}, {bits}-bit): {verdict:?}");
+                    panic!("{label}: {verdict:?}");
                 };
-                let mut want = file
-                    .inner_packet(info.session, info.packet, size.of(info.packet))
-                    .unwrap();
+                let mut want = file.inner_packet(session, *next, size.of(*next)).unwrap();
                 Ipv4Packet::new_unchecked(&mut want[..])
                     .decrement_ttl()
                     .unwrap();
-                assert_eq!(&frame[inner], &want[..], "{info:?}");
+                assert_eq!(&frame[inner], &want[..], "{label}");
+                *next += 1;
                 frames += 1;
-                Ok::<(), PcapError>(())
-            })
-            .unwrap();
+            }
             assert_eq!(frames, 5 * 300);
-            for s in &servers {
-                assert_eq!(s.upstream.counters.packets, 300);
+            for (s, next) in &servers {
+                assert_eq!((s.upstream.counters.packets, *next), (300, 300));
                 assert_eq!(s.upstream.counters.dropped, 0);
             }
         }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
