@@ -29,6 +29,7 @@ build_packages=(libssl-dev pkg-config iproute2)
 apt_packages=(tshark libssl-dev pkg-config iproute2 iperf3 iputils-ping)
 apt_packages+=(prometheus) # metrics: promtool validates the exposition (control/tests/metrics.rs)
 [ "$demo" -eq 1 ] && apt_packages=("${build_packages[@]}")
+apt_packages+=(tcpreplay) # floorpcap: bench/tests/pcap_replay.rs replays the bench pcap into a veth
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

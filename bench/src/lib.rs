@@ -12,3 +12,7 @@ pub mod emulator;
 // --- traffic: the traffic engine (issue 7 item 2)
 pub mod traffic;
 // --- end traffic
+// --- floorpcap
+pub mod floor;
+pub mod pcap;
+// --- end floorpcap

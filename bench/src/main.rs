@@ -25,6 +25,16 @@ enum Command {
     /// Drives verified traffic through a concentrator over sessions from a keys file.
     Traffic(xpptp_bench::traffic::cli::TrafficArgs),
     // --- end traffic
+    // --- floorpcap
+    /// The MPPE crypto floor on one core: our code against OpenSSL.
+    Floor(xpptp_bench::floor::FloorArgs),
+    /// Write the upstream traffic of test-keyed sessions as a pcap, and their sessions file.
+    Pcap(xpptp_bench::pcap::PcapArgs),
+    /// Establish a sessions file's sessions in a running xpptp-datapath.
+    Install(xpptp_bench::pcap::InstallArgs),
+    /// Remove a sessions file's sessions from a running xpptp-datapath.
+    Uninstall(xpptp_bench::pcap::InstallArgs),
+    // --- end floorpcap
 }
 
 fn main() -> ExitCode {
@@ -43,6 +53,12 @@ fn main() -> ExitCode {
         // --- traffic
         Command::Traffic(args) => xpptp_bench::traffic::cli::main(args),
         // --- end traffic
+        // --- floorpcap
+        Command::Floor(args) => xpptp_bench::floor::run(&args),
+        Command::Pcap(args) => xpptp_bench::pcap::run(&args),
+        Command::Install(args) => xpptp_bench::pcap::run_install(&args),
+        Command::Uninstall(args) => xpptp_bench::pcap::run_uninstall(&args),
+        // --- end floorpcap
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
