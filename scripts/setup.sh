@@ -27,6 +27,8 @@ fi
 # and debootstrap for).
 build_packages=(libssl-dev pkg-config iproute2)
 apt_packages=(tshark libssl-dev pkg-config iproute2 iperf3 iputils-ping)
+# chart: the bench's charts draw text with this font file (bench/src/chart.rs), no font libraries.
+apt_packages+=(fonts-dejavu-core)
 [ "$demo" -eq 1 ] && apt_packages=("${build_packages[@]}")
 missing=()
 for p in "${apt_packages[@]}"; do

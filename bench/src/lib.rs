@@ -6,3 +6,7 @@
 
 // topology: the namespaces and daemons the demo and the suite run against.
 pub mod topology;
+// --- chart: the report types, the human summary, the charts.
+pub mod chart;
+pub mod report;
+// --- end chart

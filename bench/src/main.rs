@@ -17,7 +17,13 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    // --- chart
+    /// Renders the charts (throughput, latency, worker cost vs crypto floor) of a results
+    /// file as SVG and PNG.
+    Chart(xpptp_bench::chart::ChartArgs),
+    // --- end chart
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -28,7 +34,17 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        // --- chart
+        Command::Chart(args) => xpptp_bench::chart::run(&args)
+            .map(|written| {
+                for path in written {
+                    println!("{}", path.display());
+                }
+            })
+            .map_err(anyhow::Error::from),
+        // --- end chart
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
