@@ -279,9 +279,15 @@ impl Chart for BarChart {
             .series
             .iter()
             .flat_map(|s| s.values.iter().flatten())
+            .filter(|v| v.is_finite())
             .fold(0.0f64, |a, &b| a.max(b));
-        // Room on the right for the notes.
-        let x_max = if largest > 0.0 { largest * 1.3 } else { 1.0 };
+        // Room on the right for the notes; a bound keeps absurd figures from a hand-edited
+        // file from overflowing the axis.
+        let x_max = if largest > 0.0 {
+            (largest * 1.3).min(1e18)
+        } else {
+            1.0
+        };
         let label_px = widest_label(root, &self.rows)?;
         let mut chart = ChartBuilder::on(&body)
             .margin(16)
@@ -308,7 +314,8 @@ impl Chart for BarChart {
         let slot = ROW * 8 / 10 / clamp_rows(self.series.len()).max(1);
         for (s, series) in (0i32..).zip(&self.series) {
             let bars = series.values.iter().enumerate().filter_map(|(row, value)| {
-                let value = (*value)?;
+                // plotters overflows mapping values far outside the axis.
+                let value = value.filter(|v| v.is_finite())?.clamp(0.0, x_max);
                 let top = row_top(n, row) - ROW / 10 - slot * s;
                 Some(Rectangle::new(
                     [(0.0, top - slot * 9 / 10), (value, top)],
@@ -326,7 +333,8 @@ impl Chart for BarChart {
                 .series
                 .iter()
                 .filter_map(|s| s.values.get(row).copied().flatten())
-                .fold(0.0f64, f64::max);
+                .fold(0.0f64, f64::max)
+                .min(x_max);
             let at = (end, row_top(n, row) - ROW / 2);
             Some(EmptyElement::at(at) + Text::new(note.clone(), (8, 0), note_style.clone()))
         });
@@ -873,6 +881,38 @@ mod tests {
         };
         let written = render_all(&suite, dir.path(), &options).unwrap();
         assert_eq!(written, [dir.path().join("latency.svg")]);
+    }
+
+    #[test]
+    fn charts_survive_absurd_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut suite = suite();
+        let s = &mut suite.scenarios[0];
+        if let Some(up) = s.upstream.as_mut() {
+            up.achieved_pps = 1e300;
+            up.latency = Some(Latency {
+                p50_ns: 0,
+                p90_ns: 0,
+                p99_ns: u64::MAX,
+                max_ns: u64::MAX,
+                samples: 1,
+            });
+        }
+        if let Some(down) = s.downstream.as_mut() {
+            down.achieved_pps = -5.0;
+        }
+        s.worker_ns_per_packet = Some(0.0);
+        s.floor = Some(crate::report::CryptoFloor {
+            ours_ns_per_packet: -1.0,
+            openssl_ns_per_packet: f64::MAX,
+        });
+        s.compute_ratios();
+        let options = ChartOptions {
+            png: true,
+            ..options()
+        };
+        let written = render_all(&suite, dir.path(), &options).unwrap();
+        assert_eq!(written.len(), 6);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::fmt::{self, Write as _};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -293,6 +294,13 @@ pub struct Conditions {
     pub timestamp_unix_s: u64,
 }
 
+/// Now, for [`Conditions::timestamp_unix_s`] (0 if the clock is before 1970).
+pub fn unix_now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
 /// The version of xpptp-bench, for [`Conditions::tool_version`].
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -352,18 +360,20 @@ impl Conditions {
     }
 }
 
-impl fmt::Display for Conditions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.backend)?;
-        if let Some(mode) = self.xsk_mode {
-            write!(f, " ({mode})")?;
-        }
-        write!(
-            f,
-            ", {} queues, {} workers [{}], {} sessions, {}, MPPE {}, {}, offered {} for {} s",
-            self.queues,
-            self.workers,
-            self.core_layout,
+impl Conditions {
+    /// The datapath half: backend, mode, queues, workers, core layout.
+    fn datapath_text(&self) -> String {
+        let mode = self.xsk_mode.map(|m| format!(" ({m})")).unwrap_or_default();
+        format!(
+            "{}{mode}, {} queues, {} workers [{}]",
+            self.backend, self.queues, self.workers, self.core_layout
+        )
+    }
+
+    /// The traffic half: sessions, size, MPPE, direction, rate, duration.
+    fn traffic_text(&self) -> String {
+        format!(
+            "{} sessions, {}, MPPE {}, {}, offered {} for {} s",
             self.sessions,
             self.size,
             self.mppe,
@@ -371,6 +381,12 @@ impl fmt::Display for Conditions {
             Pps(self.offered_pps as f64),
             self.duration_s
         )
+    }
+}
+
+impl fmt::Display for Conditions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; {}", self.datapath_text(), self.traffic_text())
     }
 }
 
@@ -607,7 +623,9 @@ impl fmt::Display for ScenarioResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const W: usize = 12;
         writeln!(f, "{}", self.name)?;
-        writeln!(f, "  {:<W$}{}", "conditions", self.conditions)?;
+        let c = &self.conditions;
+        writeln!(f, "  {:<W$}{}", "datapath", c.datapath_text())?;
+        writeln!(f, "  {:<W$}{}", "traffic", c.traffic_text())?;
         writeln!(f, "  {:<W$}{}", "machine", self.conditions.machine)?;
         if let Some(setup) = &self.setup {
             write!(
@@ -687,7 +705,13 @@ impl fmt::Display for ScenarioResult {
             )?;
         }
         if let Some(bytes) = self.datapath_memory_bytes {
-            writeln!(f, "  {:<W$}{}", "memory", Bytes(bytes))?;
+            writeln!(
+                f,
+                "  {:<W$}{} in the datapath with {} sessions",
+                "memory",
+                Bytes(bytes),
+                self.conditions.sessions
+            )?;
         }
         Ok(())
     }
@@ -1227,6 +1251,7 @@ pub(crate) mod tests {
             Machine::from_cpuinfo("", "Linux".into()).cpu_model,
             "unknown"
         );
+        assert!(unix_now_s() > 1_700_000_000);
         let here = Machine::detect().unwrap();
         assert!(here.cores >= 1, "{here:?}");
         assert!(here.kernel.starts_with("Linux "), "{here:?}");
@@ -1248,7 +1273,7 @@ pub(crate) mod tests {
             "1.20 µs per packet (2 workers, 4000000 packets)",
             "1.20× our floor (1.00 µs), 1.00× OpenSSL's floor (1.20 µs)",
             "3.00× throughput",
-            "3.50 MiB",
+            "3.50 MiB in the datapath with 1000 sessions",
         ] {
             assert!(text.contains(figure), "{figure:?} missing from:\n{text}");
         }
