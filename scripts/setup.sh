@@ -28,6 +28,8 @@ fi
 build_packages=(libssl-dev pkg-config iproute2)
 apt_packages=(tshark libssl-dev pkg-config iproute2 iperf3 iputils-ping)
 apt_packages+=(prometheus) # metrics: promtool validates the exposition (control/tests/metrics.rs)
+# chart: the bench's charts draw text with this font file (bench/src/chart.rs), no font libraries.
+apt_packages+=(fonts-dejavu-core)
 [ "$demo" -eq 1 ] && apt_packages=("${build_packages[@]}")
 apt_packages+=(tcpreplay) # floorpcap: bench/tests/pcap_replay.rs replays the bench pcap into a veth
 missing=()

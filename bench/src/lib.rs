@@ -16,3 +16,7 @@ pub mod traffic;
 pub mod floor;
 pub mod pcap;
 // --- end floorpcap
+// --- chart: the report types, the human summary, the charts.
+pub mod chart;
+pub mod report;
+// --- end chart

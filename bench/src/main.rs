@@ -35,6 +35,11 @@ enum Command {
     /// Remove a sessions file's sessions from a running xpptp-datapath.
     Uninstall(xpptp_bench::pcap::InstallArgs),
     // --- end floorpcap
+    // --- chart
+    /// Renders the charts (throughput, latency, worker cost vs crypto floor) of a results
+    /// file as SVG and PNG.
+    Chart(xpptp_bench::chart::ChartArgs),
+    // --- end chart
 }
 
 fn main() -> ExitCode {
@@ -59,6 +64,15 @@ fn main() -> ExitCode {
         Command::Install(args) => xpptp_bench::pcap::run_install(&args),
         Command::Uninstall(args) => xpptp_bench::pcap::run_uninstall(&args),
         // --- end floorpcap
+        // --- chart
+        Command::Chart(args) => xpptp_bench::chart::run(&args)
+            .map(|written| {
+                for path in written {
+                    println!("{}", path.display());
+                }
+            })
+            .map_err(anyhow::Error::from),
+        // --- end chart
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
