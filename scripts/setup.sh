@@ -27,11 +27,11 @@ fi
 # and debootstrap for).
 build_packages=(libssl-dev pkg-config iproute2)
 apt_packages=(tshark libssl-dev pkg-config iproute2 iperf3 iputils-ping)
-apt_packages+=(prometheus) # metrics: promtool validates the exposition (control/tests/metrics.rs)
-# chart: the bench's charts draw text with this font file (bench/src/chart.rs), no font libraries.
-apt_packages+=(fonts-dejavu-core)
+# promtool (package prometheus) validates the metrics exposition (control/tests/metrics.rs);
+# tcpreplay replays the bench's pcap into a veth (bench/tests/pcap_replay.rs); the bench's
+# charts draw text with DejaVu's font file (bench/src/chart.rs), so no font libraries.
+apt_packages+=(prometheus tcpreplay fonts-dejavu-core)
 [ "$demo" -eq 1 ] && apt_packages=("${build_packages[@]}")
-apt_packages+=(tcpreplay) # floorpcap: bench/tests/pcap_replay.rs replays the bench pcap into a veth
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

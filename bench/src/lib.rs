@@ -6,17 +6,13 @@
 
 // topology: the namespaces and daemons the demo and the suite run against.
 pub mod topology;
-// --- emu
+// the client emulator (issue 7 item 1)
 pub mod emulator;
-// --- end emu
-// --- traffic: the traffic engine (issue 7 item 2)
+// the traffic engine (issue 7 item 2)
 pub mod traffic;
-// --- end traffic
-// --- floorpcap
+// The crypto floor and the pcap export for external generators.
 pub mod floor;
 pub mod pcap;
-// --- end floorpcap
-// --- chart: the report types, the human summary, the charts.
+// the report types, the human summary, the charts.
 pub mod chart;
 pub mod report;
-// --- end chart

@@ -18,14 +18,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    // --- emu
     Dial(xpptp_bench::emulator::cli::DialArgs),
-    // --- end emu
-    // --- traffic
     /// Drives verified traffic through a concentrator over sessions from a keys file.
     Traffic(xpptp_bench::traffic::cli::TrafficArgs),
-    // --- end traffic
-    // --- floorpcap
     /// The MPPE crypto floor on one core: our code against OpenSSL.
     Floor(xpptp_bench::floor::FloorArgs),
     /// Write the upstream traffic of test-keyed sessions as a pcap, and their sessions file.
@@ -34,12 +29,9 @@ enum Command {
     Install(xpptp_bench::pcap::InstallArgs),
     /// Remove a sessions file's sessions from a running xpptp-datapath.
     Uninstall(xpptp_bench::pcap::InstallArgs),
-    // --- end floorpcap
-    // --- chart
     /// Renders the charts (throughput, latency, worker cost vs crypto floor) of a results
     /// file as SVG and PNG.
     Chart(xpptp_bench::chart::ChartArgs),
-    // --- end chart
 }
 
 fn main() -> ExitCode {
@@ -52,19 +44,12 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
-        // --- emu
         Command::Dial(args) => xpptp_bench::emulator::cli::run(&args),
-        // --- end emu
-        // --- traffic
         Command::Traffic(args) => xpptp_bench::traffic::cli::main(args),
-        // --- end traffic
-        // --- floorpcap
         Command::Floor(args) => xpptp_bench::floor::run(&args),
         Command::Pcap(args) => xpptp_bench::pcap::run(&args),
         Command::Install(args) => xpptp_bench::pcap::run_install(&args),
         Command::Uninstall(args) => xpptp_bench::pcap::run_uninstall(&args),
-        // --- end floorpcap
-        // --- chart
         Command::Chart(args) => xpptp_bench::chart::run(&args)
             .map(|written| {
                 for path in written {
@@ -72,7 +57,6 @@ fn main() -> ExitCode {
                 }
             })
             .map_err(anyhow::Error::from),
-        // --- end chart
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

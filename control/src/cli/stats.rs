@@ -467,7 +467,14 @@ mod tests {
                 batch_packets: 10,
                 handed_off: 0,
                 punted: 0,
+                client_to_client: Traffic::default(),
+                acks_sent: Traffic::default(),
+                control_sent: Traffic::default(),
+                events: Vec::new(),
+                batch_sizes: Vec::new(),
+                rings: Vec::new(),
             }],
+            xdp: Vec::new(),
         }
     }
 
