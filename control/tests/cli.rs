@@ -6,8 +6,9 @@
 //! address and MPPE; `--columns`, `--sort`, `--match` select and filter (no match: an empty
 //! table, exit 0); `--json` parses with the mock datapath's counters as raw numbers;
 //! `--tsv` is tab-separated with raw numbers; `session ID` and `session USER` show
-//! what was negotiated, a missing one exits 3; `stats` shows the worker table and `--json`
-//! both samples and the rates, `--watch` redraws; `version` names the daemon; an unprivileged user gets exit 5
+//! what was negotiated, a missing one exits 3; `stats` shows the worker table, the mock's events,
+//! ring and XDP verdicts, and `--json` both samples (events, rings, verdicts included) and
+//! the rates, `--watch` redraws; `version` names the daemon; an unprivileged user gets exit 5
 //! and the message; `terminate --all` without `--yes` on a non-terminal refuses (exit 2)
 //! and ends nothing; `terminate ID` ends the session (the client sees
 //! Call-Disconnect-Notify, the mock datapath Remove); then `sessions` is empty.
@@ -227,6 +228,24 @@ fn every_command_against_a_daemon() {
             assert!(table.contains("1 total"), "set-ups: {table}");
             assert!(table.lines().any(|l| l.starts_with("worker")), "{table}");
             assert!(table.lines().any(|l| l.starts_with("total")), "{table}");
+            // The mock datapath's events, ring and XDP verdicts (common/daemon.rs).
+            let row = |first: &str| -> Vec<String> {
+                table
+                    .lines()
+                    .find(|l| l.split_whitespace().next() == Some(first))
+                    .unwrap_or_else(|| panic!("no {first} row: {table}"))
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect()
+            };
+            assert_eq!(row("next-hop-unresolved"), ["next-hop-unresolved", "4", "4"]);
+            assert!(
+                table.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+                    == ["0", "2", "4096", "96", "3990", "10", "0", "6"]),
+                "ring row: {table}"
+            );
+            assert_eq!(row("to-worker"), ["to-worker", "9", "1.2", "KiB", "0", "0", "bit/s"]);
+            assert_eq!(row("pass"), ["pass", "1", "60", "B", "0", "0", "bit/s"]);
             let stats = json(&ok(path, &["stats", "--json", "--interval", "0.2"]).await);
             assert_eq!(stats["second"]["sessions_established"], 1);
             assert_eq!(stats["second"]["setups_total"], 1);
@@ -235,6 +254,16 @@ fn every_command_against_a_daemon() {
             assert!(stats["rates"]["interval_secs"].as_f64().unwrap() > 0.1);
             assert_eq!(stats["rates"]["workers"][0]["rx_pps"], 0.0);
             assert!(stats["rates"]["total"]["tx_bps"].is_number());
+            let w0 = &stats["second"]["workers"][0];
+            assert_eq!(w0["events"]["next_hop_unresolved"], 4);
+            assert_eq!(w0["acks_sent"]["bytes"], 120);
+            assert_eq!(w0["batch_sizes"][0], 3);
+            assert_eq!(w0["rings"][0]["ifindex"], 2);
+            assert_eq!(w0["rings"][0]["receive"], 3990);
+            assert_eq!(w0["rings"][0]["kernel"]["rx_ring_full"], 6);
+            assert_eq!(stats["first"]["xdp"]["to_worker"]["bytes"], 1260);
+            assert_eq!(stats["second"]["xdp"]["pass"]["packets"], 1);
+            assert_eq!(stats["rates"]["xdp"]["to_worker"]["pps"], 0.0);
 
             // --watch redraws in place until killed.
             let frames = watch_frames(path).await;

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use serde_json::{Value, json};
+use xpptp_proto::command::{RingStats, Traffic, VerdictCount};
 use xpptp_proto::control_api::{Stats, WorkerStats};
 
 use super::format::{self, Align, TableStyle};
@@ -119,6 +120,44 @@ pub struct Report {
     workers: Vec<(u16, Totals, Rates)>,
     /// All workers.
     total: (Totals, Rates),
+    /// The XDP program's verdicts in the second sample, with their rates.
+    verdicts: Vec<VerdictRate>,
+}
+
+/// One XDP verdict counter and its rates between two samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerdictRate {
+    /// The counter's name (`to_worker`, `pass`, ...).
+    pub verdict: String,
+    /// Packets, in all (second sample).
+    pub packets: u64,
+    /// Octets, in all (second sample).
+    pub bytes: u64,
+    /// Packets per second.
+    pub pps: f64,
+    /// Bits per second.
+    pub bps: f64,
+}
+
+/// Each verdict of `second` with its rates since `first` (matched by name; a verdict new in
+/// `second` has rate 0, as a worker new in `second` does).
+fn verdict_rates(first: &[VerdictCount], second: &[VerdictCount], secs: f64) -> Vec<VerdictRate> {
+    second
+        .iter()
+        .map(|now| {
+            let then = first
+                .iter()
+                .find(|v| v.verdict == now.verdict)
+                .unwrap_or(now);
+            VerdictRate {
+                verdict: now.verdict.clone(),
+                packets: now.packets,
+                bytes: now.bytes,
+                pps: rate(then.packets, now.packets, secs),
+                bps: rate(then.bytes, now.bytes, secs) * 8.0,
+            }
+        })
+        .collect()
 }
 
 impl Report {
@@ -156,6 +195,7 @@ impl Report {
             ),
             workers,
             total: (total_now, rates(total_then, total_now, interval)),
+            verdicts: verdict_rates(&first.stats.xdp, &second.stats.xdp, interval),
         }
     }
 
@@ -182,6 +222,9 @@ impl Report {
                 v
             }).collect::<Vec<Value>>(),
             "total": Report::rates_json(&self.total.1),
+            "xdp": self.verdicts.iter().map(|v| {
+                (v.verdict.clone(), json!({"pps": v.pps, "bps": v.bps}))
+            }).collect::<serde_json::Map<String, Value>>(),
         })
     }
 }
@@ -212,9 +255,11 @@ pub fn stats_json(s: &Stats) -> Value {
                     )
                 })
                 .collect();
-            let traffic = |t: &xpptp_proto::control_api::Traffic| {
-                json!({"packets": t.packets, "bytes": t.bytes})
-            };
+            let events: serde_json::Map<String, Value> = w
+                .events
+                .iter()
+                .map(|e| (e.name.clone(), json!(e.packets)))
+                .collect();
             json!({
                 "worker": w.worker,
                 "cpu": w.cpu,
@@ -225,6 +270,12 @@ pub fn stats_json(s: &Stats) -> Value {
                 "batch_packets": w.batch_packets,
                 "handed_off": w.handed_off,
                 "punted": w.punted,
+                "client_to_client": traffic(&w.client_to_client),
+                "acks_sent": traffic(&w.acks_sent),
+                "control_sent": traffic(&w.control_sent),
+                "events": events,
+                "batch_sizes": w.batch_sizes,
+                "rings": w.rings.iter().map(ring_json).collect::<Vec<Value>>(),
             })
         })
         .collect();
@@ -245,6 +296,31 @@ pub fn stats_json(s: &Stats) -> Value {
         },
         "datapath_connected": s.datapath_connected,
         "workers": workers,
+        "xdp": s.xdp.iter().map(|v| {
+            (v.verdict.clone(), json!({"packets": v.packets, "bytes": v.bytes}))
+        }).collect::<serde_json::Map<String, Value>>(),
+    })
+}
+
+fn traffic(t: &Traffic) -> Value {
+    json!({"packets": t.packets, "bytes": t.bytes})
+}
+
+fn ring_json(r: &RingStats) -> Value {
+    json!({
+        "ifindex": r.ifindex,
+        "frames": r.frames,
+        "free": r.free,
+        "receive": r.receive,
+        "transmit": r.transmit,
+        "kernel": r.kernel.map(|k| json!({
+            "rx_dropped": k.rx_dropped,
+            "rx_invalid_descs": k.rx_invalid_descs,
+            "tx_invalid_descs": k.tx_invalid_descs,
+            "rx_ring_full": k.rx_ring_full,
+            "rx_fill_ring_empty_descs": k.rx_fill_ring_empty_descs,
+            "tx_ring_empty_descs": k.tx_ring_empty_descs,
+        })),
     })
 }
 
@@ -305,8 +381,8 @@ fn worker_row(name: String, cpu: String, t: &Totals, r: &Rates) -> Vec<String> {
     ]
 }
 
-/// The `xpptp stats` text: control plane figures, the worker table with a total row, and
-/// drops by reason.
+/// The `xpptp stats` text: control plane figures, the worker table with a total row, drops
+/// and other events by name, the AF_XDP rings and the XDP verdicts.
 pub fn text(first: &Sample, second: &Sample, style: TableStyle) -> String {
     let report = Report::new(first, second);
     let s = &second.stats;
@@ -382,7 +458,138 @@ pub fn text(first: &Sample, second: &Sample, style: TableStyle) -> String {
     align[0] = Align::Left;
     out.push_str(&format::table(&WORKER_COLUMNS, &align, &rows, style));
     out.push_str(&drops_table(s, style));
+    out.push_str(&events_table(s, style));
+    out.push_str(&rings_table(s, style));
+    out.push_str(&verdicts_table(&report.verdicts, style));
     out
+}
+
+/// A table under a blank line, its first column left-aligned and the others right.
+fn section(header: &[&str], rows: &[Vec<String>], style: TableStyle) -> String {
+    let mut align = vec![Align::Right; header.len()];
+    if let Some(first) = align.first_mut() {
+        *first = Align::Left;
+    }
+    format!("\n{}", format::table(header, &align, rows, style))
+}
+
+/// The datapath's other counts by name (`_` shown as `-`, as drop reasons are): one row
+/// per name some worker counted (non-zero), one column per worker, and the total.
+fn events_table(s: &Stats, style: TableStyle) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for w in &s.workers {
+        for e in &w.events {
+            if e.packets > 0 && !names.contains(&e.name.as_str()) {
+                names.push(&e.name);
+            }
+        }
+    }
+    if names.is_empty() {
+        return "\nevents: none\n".into();
+    }
+    names.sort_unstable();
+    let worker_names: Vec<String> = s.workers.iter().map(|w| format!("w{}", w.worker)).collect();
+    let mut header: Vec<&str> = vec!["event"];
+    header.extend(worker_names.iter().map(String::as_str));
+    header.push("total");
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .map(|name| {
+            let mut row = vec![name.replace('_', "-")];
+            let mut total = 0u64;
+            for w in &s.workers {
+                let n = w
+                    .events
+                    .iter()
+                    .filter(|e| e.name == *name)
+                    .fold(0u64, |sum, e| sum.saturating_add(e.packets));
+                total = total.saturating_add(n);
+                row.push(n.to_string());
+            }
+            row.push(total.to_string());
+            row
+        })
+        .collect();
+    section(&header, &rows, style)
+}
+
+/// The ring table's header.
+pub const RING_COLUMNS: [&str; 8] = [
+    "worker",
+    "ifindex",
+    "frames",
+    "free",
+    "receive",
+    "transmit",
+    "kernel-drops",
+    "ring-full",
+];
+
+/// Where each worker's AF_XDP sockets' frames are, and the kernel's drop counters (`-`
+/// until the worker has read them). Nothing on the socket backend (no rings).
+fn rings_table(s: &Stats, style: TableStyle) -> String {
+    let rows: Vec<Vec<String>> = s
+        .workers
+        .iter()
+        .flat_map(|w| {
+            w.rings.iter().map(move |r| {
+                let kernel = |f: fn(&xpptp_proto::command::XskKernelStats) -> u64| {
+                    r.kernel
+                        .as_ref()
+                        .map_or_else(|| "-".to_owned(), |k| f(k).to_string())
+                };
+                vec![
+                    w.worker.to_string(),
+                    r.ifindex.to_string(),
+                    r.frames.to_string(),
+                    r.free.to_string(),
+                    r.receive.to_string(),
+                    r.transmit.to_string(),
+                    kernel(|k| k.rx_dropped),
+                    kernel(|k| k.rx_ring_full),
+                ]
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    section(&RING_COLUMNS, &rows, style)
+}
+
+/// The verdict table's header.
+pub const VERDICT_COLUMNS: [&str; 5] = ["verdict", "packets", "bytes", "pps", "bps"];
+
+/// The XDP program's verdicts (`_` shown as `-`): totals and rates over the interval.
+/// Nothing on the socket backend (no XDP program). Scaled units for people, raw numbers
+/// with `--tsv`.
+fn verdicts_table(verdicts: &[VerdictRate], style: TableStyle) -> String {
+    if verdicts.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = verdicts
+        .iter()
+        .map(|v| {
+            if style.tsv {
+                vec![
+                    v.verdict.replace('_', "-"),
+                    v.packets.to_string(),
+                    v.bytes.to_string(),
+                    format!("{:.1}", v.pps),
+                    format!("{:.0}", v.bps),
+                ]
+            } else {
+                vec![
+                    v.verdict.replace('_', "-"),
+                    format::count(v.packets),
+                    format::bytes(v.bytes),
+                    format::per_sec(v.pps),
+                    format::bits_per_sec(v.bps),
+                ]
+            }
+        })
+        .collect();
+    section(&VERDICT_COLUMNS, &rows, style)
 }
 
 /// Drops by reason: one row per reason any worker counted, one column per worker, and
@@ -423,18 +630,16 @@ fn drops_table(s: &Stats, style: TableStyle) -> String {
             row
         })
         .collect();
-    let mut align = vec![Align::Right; header.len()];
-    if let Some(first) = align.first_mut() {
-        *first = Align::Left;
-    }
-    format!("\n{}", format::table(&header, &align, &rows, style))
+    section(&header, &rows, style)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
-    use xpptp_proto::command::{DirectionStats, DropCount, DropReason, Traffic};
+    use xpptp_proto::command::{
+        DirectionStats, DropCount, DropReason, EventCount, Traffic, XskKernelStats,
+    };
     use xpptp_proto::control_api::GreStats;
 
     fn stats(setups: u64, rx_packets: u64, rx_bytes: u64, drops: u64) -> Stats {
@@ -513,5 +718,204 @@ mod tests {
         let v = json(&first, &second);
         assert_eq!(v["second"]["workers"][0]["drops"]["no_route"], 5);
         assert_eq!(v["rates"]["workers"][0]["rx_pps"], 1000.0);
+    }
+
+    /// `stats` with the datapath's events, rings and XDP verdicts set: `to_worker` has
+    /// counted `to_worker` packets of 100 octets.
+    fn datapath_stats(to_worker: u64, kernel: Option<XskKernelStats>) -> Stats {
+        let mut s = stats(1, 0, 0, 0);
+        if let Some(w) = s.workers.first_mut() {
+            w.events = vec![
+                EventCount {
+                    name: "from_tun".into(),
+                    packets: 7,
+                },
+                EventCount {
+                    name: "next_hop_unresolved".into(),
+                    packets: 0,
+                },
+            ];
+            w.acks_sent = Traffic {
+                packets: 2,
+                bytes: 120,
+            };
+            w.batch_sizes = vec![3, 2, 0, 0, 0, 0, 0, 1];
+            w.rings = vec![RingStats {
+                ifindex: 5,
+                frames: 2048,
+                free: 40,
+                receive: 2000,
+                transmit: 8,
+                kernel,
+            }];
+        }
+        let mut second = s.workers[0].clone();
+        second.worker = 1;
+        second.events = vec![EventCount {
+            name: "from_tun".into(),
+            packets: 3,
+        }];
+        second.rings = Vec::new();
+        s.workers.push(second);
+        s.xdp = vec![
+            VerdictCount {
+                verdict: "to_worker".into(),
+                packets: to_worker,
+                bytes: to_worker * 100,
+            },
+            VerdictCount {
+                verdict: "pass".into(),
+                packets: 4,
+                bytes: 240,
+            },
+        ];
+        s
+    }
+
+    fn cells(text: &str, first: &str) -> Vec<String> {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(first))
+            .unwrap_or_else(|| panic!("no {first} row in {text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn datapath_tables_and_verdict_rates() {
+        let at = Instant::now();
+        let kernel = XskKernelStats {
+            rx_dropped: 11,
+            rx_ring_full: 6,
+            ..XskKernelStats::default()
+        };
+        let first = Sample {
+            at,
+            stats: datapath_stats(1000, None),
+        };
+        let second = Sample {
+            at: at + Duration::from_secs(4),
+            stats: datapath_stats(3000, Some(kernel)),
+        };
+        let report = Report::new(&first, &second);
+        assert_eq!(
+            report.verdicts,
+            vec![
+                VerdictRate {
+                    verdict: "to_worker".into(),
+                    packets: 3000,
+                    bytes: 300_000,
+                    pps: 500.0,
+                    bps: 400_000.0,
+                },
+                VerdictRate {
+                    verdict: "pass".into(),
+                    packets: 4,
+                    bytes: 240,
+                    pps: 0.0,
+                    bps: 0.0,
+                },
+            ]
+        );
+        // A verdict the first sample lacked has rate 0; one that went back too.
+        let mut lacking = first.clone();
+        lacking.stats.xdp.truncate(1);
+        assert_eq!(Report::new(&lacking, &second).verdicts[1].pps, 0.0);
+        assert_eq!(Report::new(&second, &first).verdicts[0].pps, 0.0);
+
+        let aligned = TableStyle {
+            header: true,
+            tsv: false,
+        };
+        let text = text(&first, &second, aligned);
+        // Events: non-zero names only, per worker and total.
+        assert_eq!(cells(&text, "event"), ["event", "w0", "w1", "total"]);
+        assert_eq!(cells(&text, "from-tun"), ["from-tun", "7", "3", "10"]);
+        assert!(!text.contains("next-hop-unresolved"), "{text}");
+        // Rings: one row per socket (worker 1 has none).
+        assert_eq!(cells(&text, "worker").len(), WORKER_COLUMNS.len());
+        assert!(text.contains(&RING_COLUMNS.join("  ")), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                    == ["0", "5", "2048", "40", "2000", "8", "11", "6"]),
+            "{text}"
+        );
+        // Verdicts with scaled units and rates.
+        assert_eq!(
+            cells(&text, "to-worker"),
+            [
+                "to-worker",
+                "3.0k",
+                "293.0",
+                "KiB",
+                "500",
+                "400.0",
+                "kbit/s"
+            ]
+        );
+        assert_eq!(
+            cells(&text, "pass"),
+            ["pass", "4", "240", "B", "0", "0", "bit/s"]
+        );
+        // Kernel counters not read yet show as -.
+        let text = super::text(&second, &first, aligned);
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                    == ["0", "5", "2048", "40", "2000", "8", "-", "-"]),
+            "{text}"
+        );
+        // --tsv: raw numbers.
+        let tsv = super::text(
+            &first,
+            &second,
+            TableStyle {
+                header: false,
+                tsv: true,
+            },
+        );
+        assert!(
+            tsv.contains("\nto-worker\t3000\t300000\t500.0\t400000\n"),
+            "{tsv}"
+        );
+        assert!(tsv.contains("\n0\t5\t2048\t40\t2000\t8\t11\t6\n"), "{tsv}");
+        assert!(tsv.contains("\nfrom-tun\t7\t3\t10\n"), "{tsv}");
+
+        let v = json(&first, &second);
+        let w0 = &v["second"]["workers"][0];
+        assert_eq!(w0["events"]["from_tun"], 7);
+        assert_eq!(w0["events"]["next_hop_unresolved"], 0);
+        assert_eq!(w0["acks_sent"]["bytes"], 120);
+        assert_eq!(w0["client_to_client"]["packets"], 0);
+        assert_eq!(w0["batch_sizes"], json!([3, 2, 0, 0, 0, 0, 0, 1]));
+        assert_eq!(w0["rings"][0]["free"], 40);
+        assert_eq!(w0["rings"][0]["kernel"]["rx_ring_full"], 6);
+        assert_eq!(v["first"]["workers"][0]["rings"][0]["kernel"], Value::Null);
+        assert_eq!(v["first"]["xdp"]["to_worker"]["packets"], 1000);
+        assert_eq!(v["second"]["xdp"]["pass"]["bytes"], 240);
+        assert_eq!(v["rates"]["xdp"]["to_worker"]["pps"], 500.0);
+        assert_eq!(v["rates"]["xdp"]["to_worker"]["bps"], 400_000.0);
+    }
+
+    #[test]
+    fn socket_backend_has_no_ring_or_verdict_table() {
+        let at = Instant::now();
+        let sample = Sample {
+            at,
+            stats: stats(1, 0, 0, 0),
+        };
+        let text = text(
+            &sample,
+            &sample,
+            TableStyle {
+                header: true,
+                tsv: false,
+            },
+        );
+        assert!(text.contains("events: none"), "{text}");
+        assert!(!text.contains("ifindex"), "{text}");
+        assert!(!text.contains("verdict"), "{text}");
+        assert_eq!(json(&sample, &sample)["rates"]["xdp"], json!({}));
     }
 }
