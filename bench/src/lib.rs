@@ -4,6 +4,12 @@
 //! measured in the same run (the crypto floor, the socket backend), because the machines
 //! this runs on are shared and noisy.
 
+// The README's demo.
+pub mod demo;
+// Entering the test bed's network namespaces.
+pub mod netns;
+// the scenario: dial, traffic, report, on the test bed.
+pub mod scenario;
 // topology: the namespaces and daemons the demo and the suite run against.
 pub mod topology;
 // the client emulator (issue 7 item 1)

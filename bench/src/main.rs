@@ -18,6 +18,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The README's demo: a concentrator in network namespaces, emulated clients dialled
+    /// through it with traffic both ways, the operator's view; everything removed after.
+    Demo(xpptp_bench::demo::DemoArgs),
     Dial(xpptp_bench::emulator::cli::DialArgs),
     /// Drives verified traffic through a concentrator over sessions from a keys file.
     Traffic(xpptp_bench::traffic::cli::TrafficArgs),
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
+        Command::Demo(args) => xpptp_bench::demo::run(&args),
         Command::Dial(args) => xpptp_bench::emulator::cli::run(&args),
         Command::Traffic(args) => xpptp_bench::traffic::cli::main(args),
         Command::Floor(args) => xpptp_bench::floor::run(&args),

@@ -42,6 +42,12 @@ pub const POOL: &str = "10.64.0.10-10.64.63.254";
 pub const PASSWORD: &str = "xpptp-bench-password";
 /// Emulated users' names: `bench1`, `bench2`, ...
 pub const USER_PREFIX: &str = "bench";
+/// The clients' interface (in the clients' namespace) and its MAC.
+pub const CLIENTS_INTERFACE: &str = "c0";
+/// `c0`'s MAC (fixed, so AF_XDP senders can write whole frames).
+pub const CLIENTS_MAC: [u8; 6] = [0x02, 0x78, 0x70, 0, 0, 0x02];
+/// The concentrator's outer interface `x0`'s MAC.
+pub const SERVER_MAC: [u8; 6] = [0x02, 0x78, 0x70, 0, 0, 0x01];
 /// How long a daemon gets to exit after SIGTERM before SIGKILL.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a daemon gets to create its socket.
@@ -243,6 +249,17 @@ impl Topology {
                     "numrxqueues",
                     &q,
                 ],
+            )?;
+        }
+        for (ns, dev, mac) in [(&c, "c0", &CLIENTS_MAC), (&x, "x0", &SERVER_MAC)] {
+            let mac = mac
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            run(
+                "ip",
+                &["-n", ns, "link", "set", "dev", dev, "address", &mac],
             )?;
         }
         for (ns, dev, addr) in [

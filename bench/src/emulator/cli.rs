@@ -182,26 +182,40 @@ pub fn run(args: &DialArgs) -> anyhow::Result<()> {
     runtime.block_on(dial(args))
 }
 
-async fn dial(args: &DialArgs) -> anyhow::Result<()> {
-    let config = args.config()?;
-    let terminal = std::io::stderr().is_terminal();
-    let bar = terminal.then(|| {
-        let bar = ProgressBar::new(u64::from(args.clients));
-        if let Ok(style) =
-            ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} dialled, {msg}")
-        {
-            bar.set_style(style.progress_chars("=> "));
+/// Dial progress for a person: a progress bar on a terminal, a plain line a second
+/// otherwise (logs, CI).
+#[derive(Debug)]
+pub struct DialProgressView {
+    bar: Option<ProgressBar>,
+    last_line: Instant,
+}
+
+impl DialProgressView {
+    /// For `total` clients.
+    pub fn new(total: u32) -> DialProgressView {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(u64::from(total));
+            if let Ok(style) = ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} dialled, {msg}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        });
+        DialProgressView {
+            bar,
+            last_line: Instant::now(),
         }
-        bar
-    });
-    let mut last_line = Instant::now();
-    let progress = |p: &DialProgress| {
+    }
+
+    /// Shows where the dial phase stands.
+    pub fn update(&mut self, p: &DialProgress) {
         let done = p.established.saturating_add(p.failed);
-        if let Some(bar) = bar.as_ref() {
+        if let Some(bar) = self.bar.as_ref() {
             bar.set_position(u64::from(done));
             bar.set_message(format!("{} up, {} failed", p.established, p.failed));
-        } else if last_line.elapsed() >= Duration::from_secs(1) || done == p.total {
-            last_line = Instant::now();
+        } else if self.last_line.elapsed() >= Duration::from_secs(1) || done == p.total {
+            self.last_line = Instant::now();
             eprintln!(
                 "dial: {done}/{} after {:.1} s: {} up, {} failed",
                 p.total,
@@ -210,11 +224,21 @@ async fn dial(args: &DialArgs) -> anyhow::Result<()> {
                 p.failed
             );
         }
-    };
-    let emulator = Emulator::dial(config.clone(), progress).await?;
-    if let Some(bar) = bar.as_ref() {
-        bar.finish();
     }
+
+    /// Ends the bar (nothing to do for plain lines).
+    pub fn finish(&self) {
+        if let Some(bar) = self.bar.as_ref() {
+            bar.finish();
+        }
+    }
+}
+
+async fn dial(args: &DialArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let mut progress = DialProgressView::new(args.clients);
+    let emulator = Emulator::dial(config.clone(), |p: &DialProgress| progress.update(p)).await?;
+    progress.finish();
     let report = emulator.report().clone();
     if args.hold > 0 {
         eprintln!(
@@ -244,16 +268,14 @@ async fn dial(args: &DialArgs) -> anyhow::Result<()> {
         serde_json::to_writer_pretty(&mut out, &output)?;
         writeln!(out)?;
     } else {
-        write_summary(&mut out, &report, &hang_up)?;
+        write_dial_summary(&mut out, &report)?;
+        write_hang_up_summary(&mut out, &hang_up)?;
     }
     Ok(())
 }
 
-fn write_summary(
-    out: &mut impl Write,
-    report: &DialReport,
-    hang_up: &HangUpReport,
-) -> std::io::Result<()> {
+/// The dial phase's figures for a person (what `xpptp-bench dial` prints).
+pub fn write_dial_summary(out: &mut impl Write, report: &DialReport) -> std::io::Result<()> {
     writeln!(
         out,
         "dialled {} clients in {:.2} s: {} established, {} failed; {:.1} set-ups/s",
@@ -281,6 +303,11 @@ fn write_summary(
             g.queue_full, g.send_errors
         )?;
     }
+    Ok(())
+}
+
+/// How the hang-up went, for a person.
+pub fn write_hang_up_summary(out: &mut impl Write, hang_up: &HangUpReport) -> std::io::Result<()> {
     writeln!(
         out,
         "hung up {} clients: {} sessions stopped cleanly, {} without the server's reply",

@@ -12,6 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use xpptp_datapath::packet::{self, CallState, EncapVerdict, L2Header};
+
+use crate::traffic::session::client_call_state;
 use xpptp_proto::ppp::link::{ClientConfig, Link, LinkRandom};
 use xpptp_proto::pptp::control::{
     self, CallClearCause, CloseCause, Connection, Event, OutgoingCallParams,
@@ -456,9 +458,10 @@ impl Client {
                 // Everything queued so far was sent by flush before the events: the
                 // numbering moves to the shared call state, for control and data alike.
                 established.gre = session.hand_over();
-                let call = Arc::new(Mutex::new(CallState::from_established(
+                let call = Arc::new(Mutex::new(client_call_state(
                     &established,
                     self.spec.source,
+                    *self.spec.server.ip(),
                 )));
                 self.call = Some(Arc::clone(&call));
                 self.established = true;

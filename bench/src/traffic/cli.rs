@@ -16,7 +16,6 @@
 //! which is how a test rig or a pcap replay pre-installs sessions.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -35,6 +34,7 @@ use super::{
     SizeMix, TrafficReport, TrafficSession, XskSender, bind_downstream, bind_inside, open_gre_sink,
     open_raw_ip,
 };
+use crate::netns::in_netns;
 
 /// Which way traffic flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -204,29 +204,6 @@ pub fn read_sessions(path: &std::path::Path) -> anyhow::Result<Vec<KeyedCall>> {
             })
         })
         .collect()
-}
-
-/// Runs `f` on a thread inside network namespace `netns` (or here when None): sockets it
-/// opens stay in that namespace.
-fn in_netns<T: Send>(
-    netns: Option<&str>,
-    f: impl FnOnce() -> anyhow::Result<T> + Send,
-) -> anyhow::Result<T> {
-    let Some(netns) = netns else {
-        return f();
-    };
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let path = format!("/run/netns/{netns}");
-            let file = std::fs::File::open(&path)
-                .with_context(|| format!("network namespace {netns}: cannot open {path}"))?;
-            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                .with_context(|| format!("cannot enter network namespace {netns} (root?)"))?;
-            f()
-        })
-        .join()
-        .unwrap_or_else(|_| bail!("the thread opening sockets in {netns} panicked"))
-    })
 }
 
 fn mppe_name(calls: &[KeyedCall]) -> &'static str {

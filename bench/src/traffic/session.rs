@@ -3,13 +3,13 @@
 //! sends and downstream frames are opened the way a client opens them.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
 use thiserror::Error;
 use xpptp_datapath::packet::{
-    AckExchange, CallConfig, CallState, DecapVerdict, Downstream, DropReason, ENCAP_HEADROOM,
-    EncapVerdict, L2Header, Upstream, decap_parsed, encap, parse_outer,
+    CallState, DecapVerdict, DropReason, ENCAP_HEADROOM, EncapVerdict, L2Header, decap_parsed,
+    encap, parse_outer,
 };
 use xpptp_proto::crypto::mppe::MppeMode;
 use xpptp_proto::crypto::mppe_keys::{MppeStrength, StartKey};
@@ -109,14 +109,13 @@ pub enum SessionError {
     Encap { index: u32, reason: DropReason },
 }
 
-/// The sending half of a client's call: numbering, MPPE encryptor, addresses.
+/// The sending half of a client's call: its shared state (numbering, MPPE encryptor,
+/// addresses) and the inner header template.
 #[derive(Debug)]
 pub struct SessionTx {
     /// The session's index in the run (the flow name in payloads and reports).
     pub index: u32,
-    config: Arc<CallConfig>,
-    down: Downstream,
-    acks: Arc<AckExchange>,
+    call: Arc<Mutex<CallState>>,
     l2: L2Header,
     inner: Ipv4Template,
     inner_ident: u16,
@@ -126,18 +125,21 @@ pub struct SessionTx {
     pub tunnel_addr: Ipv4Addr,
 }
 
-/// The receiving half of a client's call: window, MPPE decryptor.
+/// The receiving half of a client's call: window and MPPE decryptor, in the shared state.
 #[derive(Debug)]
 pub struct SessionRx {
     pub index: u32,
-    config: Arc<CallConfig>,
-    up: Upstream,
-    acks: Arc<AckExchange>,
+    call: Arc<Mutex<CallState>>,
+    call_id: u16,
 }
 
-/// One emulated client's call, split into halves a sender thread and a sink thread own;
-/// the halves share only the GRE acknowledgment exchange (two atomics), as the datapath's
-/// own directions do.
+/// One emulated client's call, split into halves a sender thread and a sink thread own.
+///
+/// Both halves and the emulator's client task (which sends the call's PPP control frames,
+/// LCP Echo-Reply and the like, after the hand-over) share one [`CallState`] behind a
+/// mutex, so data and control frames carry one GRE numbering, as a real client's do. Each
+/// packet holds the lock only while it is encapsulated or opened; the lock is never
+/// contended for long, and this is the load generator, not the thing measured.
 #[derive(Debug)]
 pub struct TrafficSession {
     pub tx: SessionTx,
@@ -152,15 +154,33 @@ pub struct L2Addresses {
     pub server_mac: [u8; 6],
 }
 
+/// The client's side of a call as the datapath's [`CallState`] with two changes:
+/// downstream packets come from anywhere (no inner source check) and packets to the
+/// client's own tunnel address are local (TTL untouched). The emulator builds its
+/// sessions' shared state with this too.
+pub fn client_call_state(
+    est: &Established,
+    client_addr: Ipv4Addr,
+    server_addr: Ipv4Addr,
+) -> CallState {
+    let mut client_view = est.clone();
+    client_view.peer_address = server_addr;
+    let mut state = CallState::from_established(&client_view, client_addr);
+    state.config.check_inner_source = false;
+    state.config.server_tunnel_addr = Some(est.client_tunnel_address);
+    state
+}
+
+fn lock(call: &Mutex<CallState>) -> MutexGuard<'_, CallState> {
+    // A panic elsewhere cannot leave a CallState half-written between statements.
+    call.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl TrafficSession {
     /// A session from the client's [`Established`] (client role: our call ID is the one the
     /// concentrator sends to, keys as the client derived them), the client's outer address,
     /// the concentrator's, and the L2 addresses of upstream frames. `inside_host` is where
     /// upstream packets go.
-    ///
-    /// The client-side state is the datapath's [`CallState`] with two changes: downstream
-    /// packets come from anywhere (no inner source check) and packets to the client's own
-    /// tunnel address are local (TTL untouched).
     pub fn new(
         index: u32,
         est: &Established,
@@ -169,20 +189,31 @@ impl TrafficSession {
         l2: L2Addresses,
         inside_host: Ipv4Addr,
     ) -> TrafficSession {
-        let mut client_view = est.clone();
-        client_view.peer_address = server_addr;
-        let CallState {
-            mut config,
-            upstream,
-            downstream,
-            acks,
-        } = CallState::from_established(&client_view, client_addr);
-        config.check_inner_source = false;
-        config.server_tunnel_addr = Some(est.client_tunnel_address);
-        let config = Arc::new(config);
-        let acks = Arc::new(acks);
+        let call = Arc::new(Mutex::new(client_call_state(est, client_addr, server_addr)));
+        TrafficSession::shared(
+            index,
+            call,
+            est.client_tunnel_address,
+            server_addr,
+            l2,
+            inside_host,
+        )
+    }
+
+    /// A session over a call state shared with its control plane (the emulator's
+    /// [`DialledSession::call`](crate::emulator::DialledSession), built by
+    /// [`client_call_state`]); `tunnel_addr` is the client's tunnel address.
+    pub fn shared(
+        index: u32,
+        call: Arc<Mutex<CallState>>,
+        tunnel_addr: Ipv4Addr,
+        server_addr: Ipv4Addr,
+        l2: L2Addresses,
+        inside_host: Ipv4Addr,
+    ) -> TrafficSession {
+        let call_id = lock(&call).config.local_call_id;
         let inner = Ipv4Template::new(&Ipv4Repr {
-            src_addr: est.client_tunnel_address,
+            src_addr: tunnel_addr,
             dst_addr: inside_host,
             protocol: IpProtocol::Udp,
             payload_len: 0,
@@ -194,20 +225,17 @@ impl TrafficSession {
         TrafficSession {
             tx: SessionTx {
                 index,
-                config: Arc::clone(&config),
-                down: downstream,
-                acks: Arc::clone(&acks),
+                call: Arc::clone(&call),
                 l2: L2Header::ethernet(l2.server_mac, l2.client_mac),
                 inner,
                 inner_ident: 0,
                 server: server_addr,
-                tunnel_addr: est.client_tunnel_address,
+                tunnel_addr,
             },
             rx: SessionRx {
                 index,
-                config,
-                up: upstream,
-                acks,
+                call,
+                call_id,
             },
         }
     }
@@ -215,11 +243,11 @@ impl TrafficSession {
     /// Refuses a size mix the session's MTU cannot carry.
     pub fn check_sizes(&self, sizes: SizeMix) -> Result<(), SessionError> {
         let need = sizes.max_len();
-        let mtu = self.tx.config.mtu;
+        let mtu = lock(&self.tx.call).config.mtu;
         if need > mtu {
             return Err(SessionError::MtuTooSmall {
                 index: self.tx.index,
-                call_id: self.tx.config.local_call_id,
+                call_id: self.rx.call_id,
                 mtu,
                 need,
             });
@@ -274,15 +302,17 @@ impl SessionTx {
         self.inner
             .emit(ip, usize::from(len) - 20, self.inner_ident)
             .map_err(|_| fail(DropReason::BadInnerIpv4))?;
-        match encap(
-            &self.config,
-            &mut self.down,
-            &self.acks,
-            &self.l2,
-            buf,
-            at..end,
-            false,
-        ) {
+        let verdict = {
+            let mut call = lock(&self.call);
+            let CallState {
+                config,
+                downstream,
+                acks,
+                ..
+            } = &mut *call;
+            encap(config, downstream, acks, &self.l2, buf, at..end, false)
+        };
+        match verdict {
             EncapVerdict::Send { frame } => Ok(frame),
             EncapVerdict::Drop(reason) => Err(fail(reason)),
         }
@@ -316,7 +346,17 @@ impl SessionRx {
             Ok(outer) => outer,
             Err(reason) => return Opened::Refused(reason),
         };
-        match decap_parsed(&self.config, &mut self.up, &self.acks, frame, &outer) {
+        let verdict = {
+            let mut call = lock(&self.call);
+            let CallState {
+                config,
+                upstream,
+                acks,
+                ..
+            } = &mut *call;
+            decap_parsed(config, upstream, acks, frame, &outer)
+        };
+        match verdict {
             DecapVerdict::Local { inner } | DecapVerdict::Forward { inner } => {
                 match frame.get(inner) {
                     Some(ip) => open_udp(ip),
@@ -331,7 +371,7 @@ impl SessionRx {
 
     /// The call ID downstream GRE carries for this session (the client's own).
     pub fn call_id(&self) -> u16 {
-        self.config.local_call_id
+        self.call_id
     }
 }
 
