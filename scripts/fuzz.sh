@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the cargo-fuzz targets of proto/fuzz and control/fuzz for SECONDS each (default 60)
-# and fails on the first crash, printing its report. Crashing inputs land in
+# Runs the cargo-fuzz targets of proto/fuzz, control/fuzz and bench/fuzz for SECONDS each
+# (default 60) and fails on the first crash, printing its report. Crashing inputs land in
 # CRATE/fuzz/artifacts/TARGET/.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      (all targets when none are named)
@@ -15,9 +15,9 @@ logdir="$(mktemp -d)"
 trap 'rm -rf "$logdir"' EXIT
 
 # ctlconf: every crate with a cargo-fuzz workspace, proto's and control's; a named target
-# runs in the crate that has it.
+# runs in the crate that has it. fuzzb: and bench's.
 ran=0
-for crate in proto control; do
+for crate in proto control bench; do
     cd "$root/$crate"
     mapfile -t available < <(cargo +nightly fuzz list)
     targets=()
@@ -43,7 +43,7 @@ for crate in proto control; do
     done
 done
 if [ "$ran" -eq 0 ]; then
-    printf 'no fuzz target named %s in proto/fuzz or control/fuzz\n' "${wanted[*]}" >&2
+    printf 'no fuzz target named %s in proto/fuzz, control/fuzz or bench/fuzz\n' "${wanted[*]}" >&2
     exit 1
 fi
 # ctlconf: end

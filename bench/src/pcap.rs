@@ -511,12 +511,16 @@ pub fn read_sessions(path: &Path) -> Result<SessionsFile, PcapError> {
         path: path.to_owned(),
         source,
     })?;
-    let bad = |detail: String| PcapError::BadSessions {
+    parse_sessions(&text).map_err(|detail| PcapError::BadSessions {
         path: path.to_owned(),
         detail,
-    };
-    let file: SessionsFile = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    file.validate().map_err(bad)?;
+    })
+}
+
+/// Parses and validates the text of a sessions file; the error says what is wrong.
+pub fn parse_sessions(text: &str) -> Result<SessionsFile, String> {
+    let file: SessionsFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    file.validate()?;
     Ok(file)
 }
 

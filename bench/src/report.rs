@@ -780,10 +780,15 @@ impl SuiteResults {
             path: path.to_path_buf(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|source| ReportError::Parse {
+        Self::parse(&text).map_err(|source| ReportError::Parse {
             path: path.to_path_buf(),
             source,
         })
+    }
+
+    /// Parses the text of a results file.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
     }
 
     /// Writes the results as pretty JSON.

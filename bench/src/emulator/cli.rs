@@ -69,8 +69,8 @@ pub struct DialArgs {
 }
 
 /// (user, secret) from chap-secrets lines (`user server secret [ips]`, `#` comments,
-/// fields optionally in double quotes, which may hold spaces).
-fn parse_chap_secrets(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+/// fields optionally in double quotes, which may hold spaces): the `--users-file`.
+pub fn parse_chap_secrets(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut users = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let fields = chap_fields(line);

@@ -133,19 +133,22 @@ impl GreSocket {
     }
 
     fn dispatch(&self, packet: &[u8]) {
-        let Some((server, gre)) = split_ipv4_gre(packet) else {
-            count(&self.counters.malformed);
-            return;
+        let (server, call_id, gre) = match classify(packet) {
+            Inbound::Control {
+                server,
+                call_id,
+                gre,
+            } => (server, call_id, gre),
+            Inbound::Data => {
+                count(&self.counters.data_ignored);
+                return;
+            }
+            Inbound::Malformed => {
+                count(&self.counters.malformed);
+                return;
+            }
         };
-        let Ok(header) = GrePacket::new_checked(gre) else {
-            count(&self.counters.malformed);
-            return;
-        };
-        if is_data(header.payload()) {
-            count(&self.counters.data_ignored);
-            return;
-        }
-        let sender = lock(&self.routes).get(&(server, header.call_id())).cloned();
+        let sender = lock(&self.routes).get(&(server, call_id)).cloned();
         let Some(sender) = sender else {
             count(&self.counters.unknown_call);
             return;
@@ -158,6 +161,43 @@ impl GreSocket {
     }
 }
 
+/// What the reader makes of one packet from the raw socket (IPv4 header included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inbound<'a> {
+    /// Enhanced GRE without data (PPP control frames, pure acknowledgments) for our call
+    /// `call_id` from `server`: its GRE part, for the client's task.
+    Control {
+        server: Ipv4Addr,
+        call_id: u16,
+        gre: &'a [u8],
+    },
+    /// MPPE or IP data: the traffic engine sinks it itself.
+    Data,
+    /// Not a well-formed IPv4 + enhanced GRE packet.
+    Malformed,
+}
+
+/// Classifies one packet the raw GRE socket read (untrusted: anything on the network).
+pub fn classify(packet: &[u8]) -> Inbound<'_> {
+    let Some((server, gre)) = split_ipv4_gre(packet) else {
+        return Inbound::Malformed;
+    };
+    let Ok(header) = GrePacket::new_checked(gre) else {
+        return Inbound::Malformed;
+    };
+    if is_data(header.payload()) {
+        return Inbound::Data;
+    }
+    Inbound::Control {
+        server,
+        call_id: header.call_id(),
+        gre,
+    }
+}
+
+/// The minimum IPv4 header: IHL 5.
+const IPV4_MIN_HEADER: usize = 20;
+
 /// The source address and GRE part of an IPv4 packet carrying GRE, if it is one.
 fn split_ipv4_gre(packet: &[u8]) -> Option<(Ipv4Addr, &[u8])> {
     let first = *packet.first()?;
@@ -165,6 +205,9 @@ fn split_ipv4_gre(packet: &[u8]) -> Option<(Ipv4Addr, &[u8])> {
         return None;
     }
     let header_len = usize::from(first & 0x0f) * 4;
+    if header_len < IPV4_MIN_HEADER {
+        return None;
+    }
     let source: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
     Some((Ipv4Addr::from(source), packet.get(header_len..)?))
 }
@@ -208,5 +251,29 @@ mod tests {
         packet[0] = 0x4f;
         assert!(split_ipv4_gre(&packet).is_none());
         assert!(split_ipv4_gre(&packet[..5]).is_none());
+    }
+
+    #[test]
+    fn an_ihl_below_five_is_malformed() {
+        // An IHL below 5 once made the "GRE part" start inside the IPv4 header itself,
+        // whose bytes a crafted packet can make read as enhanced GRE for any call.
+        let mut packet = vec![
+            0x40, 0, 0, 24, 0, 0, 0, 0, 64, 47, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        packet.extend_from_slice(&[0x20, 0x01, 0x88, 0x0b, 0, 0, 0, 7]);
+        for ihl in 0..5u8 {
+            packet[0] = 0x40 | ihl;
+            assert!(split_ipv4_gre(&packet).is_none(), "IHL {ihl}");
+            assert_eq!(classify(&packet), Inbound::Malformed, "IHL {ihl}");
+        }
+        packet[0] = 0x45;
+        assert_eq!(
+            classify(&packet),
+            Inbound::Control {
+                server: Ipv4Addr::new(10, 0, 0, 1),
+                call_id: 7,
+                gre: &[0x20, 0x01, 0x88, 0x0b, 0, 0, 0, 7],
+            }
+        );
     }
 }

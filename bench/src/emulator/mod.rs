@@ -66,6 +66,9 @@ use xpptp_proto::wire::pptp::FixedStr;
 use self::client::{ClientEnd, ClientSpec, DialOutcome, OutcomeSink};
 pub use self::gre::GreCounters;
 use self::gre::GreSocket;
+// fuzzb: the GRE reader's classifier, for bench/fuzz (the module is private).
+#[cfg(fuzzing)]
+pub use self::gre::{Inbound, classify};
 pub use self::rate::TokenBucket;
 pub use self::source::{BadSourceRange, SourceRange};
 

@@ -165,23 +165,32 @@ fn key(hex: &str, what: &str, i: usize) -> anyhow::Result<[u8; 16]> {
         bail!("session {i}: {what} must be 32 hex digits (a 128-bit start key)");
     }
     for (k, pair) in key.iter_mut().zip(bytes.chunks(2)) {
-        let text = std::str::from_utf8(pair).unwrap_or("");
-        *k = u8::from_str_radix(text, 16)
-            .with_context(|| format!("session {i}: {what} is not hex"))?;
+        // from_str_radix alone takes a sign: "+f" would read as 0x0f.
+        let digit = |b: &u8| char::from(*b).to_digit(16);
+        let (Some(high), Some(low)) = (pair.first().and_then(digit), pair.get(1).and_then(digit))
+        else {
+            bail!("session {i}: {what} is not hex");
+        };
+        *k = u8::try_from(high * 16 + low).unwrap_or(0);
     }
     Ok(key)
 }
+
+/// Inner MTUs a sessions file may give: from IPv4's minimum to what a PPP MRU (16 bits)
+/// holds after MPPE's 4 octets.
+const MTU_RANGE: std::ops::RangeInclusive<u16> = 68..=u16::MAX - 4;
 
 /// Reads the sessions file.
 pub fn read_sessions(path: &std::path::Path) -> anyhow::Result<Vec<KeyedCall>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the sessions file {}", path.display()))?;
-    let entries: Vec<SessionKeys> = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{}: not a JSON array of session keys (see `xpptp-bench traffic --help`)",
-            path.display()
-        )
-    })?;
+    parse_sessions(&text).with_context(|| format!("sessions file {}", path.display()))
+}
+
+/// Parses the text of a sessions file (see the [module documentation](self)).
+pub fn parse_sessions(text: &str) -> anyhow::Result<Vec<KeyedCall>> {
+    let entries: Vec<SessionKeys> = serde_json::from_str(text)
+        .context("not a JSON array of session keys (see `xpptp-bench traffic --help`)")?;
     entries
         .iter()
         .enumerate()
@@ -192,6 +201,17 @@ pub fn read_sessions(path: &std::path::Path) -> anyhow::Result<Vec<KeyedCall>> {
                 "none" => None,
                 other => bail!("session {i}: mppe `{other}`: stateless, stateful or none"),
             };
+            if e.server_call_id == 0 || e.client_call_id == 0 {
+                bail!("session {i}: call ID 0 is reserved; give call IDs from 1 to 65535");
+            }
+            if !MTU_RANGE.contains(&e.mtu) {
+                bail!(
+                    "session {i}: mtu {}: give an inner MTU from {} to {}",
+                    e.mtu,
+                    MTU_RANGE.start(),
+                    MTU_RANGE.end()
+                );
+            }
             Ok(KeyedCall {
                 server_call_id: e.server_call_id,
                 client_call_id: e.client_call_id,
@@ -375,6 +395,16 @@ mod tests {
             ),
             (good.replace("0e0f", "0e"), "32 hex digits"),
             (good.replace("\"mtu\"", "\"mru\""), "not a JSON array"),
+            (good.replace("0e0f\"", "0e+f\""), "up_key is not hex"),
+            (
+                good.replace("1400", "65535"),
+                "mtu 65535: give an inner MTU",
+            ),
+            (good.replace("1400", "0"), "mtu 0: give an inner MTU"),
+            (
+                good.replace("\"server_call_id\": 1", "\"server_call_id\": 0"),
+                "call ID 0 is reserved",
+            ),
         ] {
             std::fs::write(&path, bad).unwrap();
             let err = format!("{:#}", read_sessions(&path).unwrap_err());

@@ -146,7 +146,7 @@ impl FlowSchedule {
 mod tests {
     use super::*;
     use crate::traffic::payload::{self, PayloadHeader};
-    use crate::traffic::verify::Verifier;
+    use crate::traffic::verify::{RunShape, Verifier};
 
     #[test]
     fn the_sink_sees_exactly_what_was_injected() {
@@ -157,7 +157,11 @@ mod tests {
             seed: 7,
         });
         let mut schedule = FlowSchedule::new(5_000);
-        let mut sink = Verifier::new().unwrap();
+        let mut sink = Verifier::new(RunShape {
+            sessions: 1,
+            packets_per_session: 5_000,
+        })
+        .unwrap();
         let mut buf = [0u8; 40];
         while let Some(seq) = schedule.next(&mut impairer) {
             let header = PayloadHeader {

@@ -30,7 +30,7 @@ use super::session::{
     FRAME_BUF_LEN, Opened, SessionError, SessionRx, SessionTx, SizeMix, downstream_destination,
     downstream_payload,
 };
-use super::verify::Verifier;
+use super::verify::{RunShape, Verifier};
 
 /// Packets per `sendmmsg` / `recvmmsg` at most.
 pub const MAX_BATCH: usize = 64;
@@ -434,11 +434,13 @@ pub fn send_downstream(socket: &UdpSocket, sessions: &[SessionTx], plan: &SendPl
     stats
 }
 
-/// When a sink stops: after `expected` verified packets, or after `idle` without any.
+/// When a sink stops: after `expected` verified packets, or after `idle` without any; and
+/// which flows it accepts (`shape`: anything else counts as corrupt).
 #[derive(Debug, Clone, Copy)]
 pub struct SinkStop {
     pub expected: u64,
     pub idle: Duration,
+    pub shape: RunShape,
 }
 
 /// Receive buffers for one `recvmmsg`, each slot with [`ETHERNET_LEN`] bytes free in front.
@@ -532,7 +534,7 @@ pub fn bind_inside(addr: SocketAddrV4) -> Result<UdpSocket, TrafficIoError> {
 
 /// Receives upstream payloads on `socket` until `stop`.
 pub fn inside_sink(socket: &UdpSocket, stop: SinkStop) -> Result<Verifier, TrafficIoError> {
-    let mut verifier = Verifier::new()?;
+    let mut verifier = Verifier::new(stop.shape)?;
     receive_loop(socket.as_raw_fd(), stop, &mut verifier, |slot, v, now| {
         let body = slot.get(ETHERNET_LEN..).unwrap_or_default();
         v.record(payload::verify(body), now);
@@ -564,7 +566,7 @@ pub fn client_sink(
         .enumerate()
         .map(|(i, s)| (s.call_id(), i))
         .collect();
-    let mut verifier = Verifier::new()?;
+    let mut verifier = Verifier::new(stop.shape)?;
     receive_loop(socket.as_raw_fd(), stop, &mut verifier, |slot, v, now| {
         // Placeholder Ethernet header: EtherType IPv4, addresses unused.
         if let Some(ethertype) = slot.get_mut(12..14) {

@@ -38,4 +38,4 @@ pub use io::{
 };
 pub use report::{Conditions, DirectionReport, TrafficReport};
 pub use session::{KeyedCall, L2Addresses, SessionRx, SessionTx, SizeMix, TrafficSession};
-pub use verify::Verifier;
+pub use verify::{RunShape, Verifier};

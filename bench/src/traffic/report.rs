@@ -221,10 +221,15 @@ impl std::fmt::Display for TrafficReport {
 mod tests {
     use super::*;
     use crate::traffic::payload::PayloadHeader;
+    use crate::traffic::verify::RunShape;
 
     #[test]
     fn a_direction_reports_rates_losses_and_percentiles() {
-        let mut sink = Verifier::new().unwrap();
+        let mut sink = Verifier::new(RunShape {
+            sessions: 1,
+            packets_per_session: 5,
+        })
+        .unwrap();
         for seq in [0u64, 2, 1, 3] {
             let header = PayloadHeader {
                 session: 0,

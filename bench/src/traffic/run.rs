@@ -14,6 +14,7 @@ use super::io::{
 };
 use super::report::{Conditions, DirectionReport, TrafficReport};
 use super::session::{SessionRx, SessionTx};
+use super::verify::RunShape;
 
 /// The datapath whose workers' cost is reported.
 #[derive(Debug, Clone)]
@@ -57,7 +58,7 @@ pub enum RunError {
 /// How long a sink waits for more after the last packet before it reports.
 pub const SINK_IDLE: Duration = Duration::from_secs(2);
 
-fn stop(expected: u64, plan: &SendPlan) -> SinkStop {
+fn stop(expected: u64, txs: &[SessionTx], plan: &SendPlan) -> SinkStop {
     SinkStop {
         // Duplicates make the arriving count unknowable: an impaired run ends on idleness.
         expected: if plan.impairment.is_active() {
@@ -66,6 +67,14 @@ fn stop(expected: u64, plan: &SendPlan) -> SinkStop {
             expected
         },
         idle: SINK_IDLE,
+        shape: RunShape {
+            sessions: txs
+                .iter()
+                .map(|tx| tx.index.saturating_add(1))
+                .max()
+                .unwrap_or(0),
+            packets_per_session: plan.packets_per_session,
+        },
     }
 }
 
@@ -82,6 +91,7 @@ pub fn run(
     mut conditions: Conditions,
 ) -> Result<TrafficReport, RunError> {
     let numbers = txs.len() as u64 * plan.packets_per_session;
+    let sink_stop = stop(numbers, txs, plan);
     let sample = || -> Result<Option<cost::CostSample>, CostError> {
         probe.map(|p| cost::sample(&p.socket, p.pid)).transpose()
     };
@@ -89,7 +99,7 @@ pub fn run(
     if let Some(up) = upstream {
         let before = sample()?;
         let (sent, sink) = std::thread::scope(|s| {
-            let sink = s.spawn(|| inside_sink(up.sink, stop(numbers, plan)));
+            let sink = s.spawn(|| inside_sink(up.sink, sink_stop));
             let sent = send_upstream(txs, up.out, plan);
             (sent, sink.join())
         });
@@ -104,7 +114,7 @@ pub fn run(
     if let Some(down) = downstream {
         let before = sample()?;
         let (sent, sink) = std::thread::scope(|s| {
-            let sink = s.spawn(|| client_sink(down.sink, rxs, stop(numbers, plan)));
+            let sink = s.spawn(|| client_sink(down.sink, rxs, sink_stop));
             let sent = send_downstream(down.socket, txs, plan);
             (sent, sink.join())
         });

@@ -470,8 +470,9 @@ impl KeyedCall {
                 recv_highest: None,
                 peer_recv_window: 64,
             },
-            peer_mru: self.mtu + 4,
-            our_mru: self.mtu + 4,
+            // MPPE's 4 octets; a file's MTU is checked (traffic::cli), a caller's saturates.
+            peer_mru: self.mtu.saturating_add(4),
+            our_mru: self.mtu.saturating_add(4),
             mtu: self.mtu,
             acfc: true,
             pfc: true,

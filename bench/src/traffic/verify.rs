@@ -7,9 +7,15 @@ use hdrhistogram::Histogram;
 
 use super::payload::{PayloadError, PayloadHeader};
 
-/// Sequence numbers further than this beyond a flow's highest are counted as corrupt (a
-/// forged header cannot make the sink allocate without bound).
-const MAX_SEQ_JUMP: u64 = 1 << 24;
+/// The flows a run sends: payloads outside them are forged (or of another run) and count
+/// as corrupt, so a sink's memory is bounded by the run, whatever arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunShape {
+    /// Session indices run from 0 to `sessions - 1`.
+    pub sessions: u32,
+    /// Sequence numbers of every flow run from 0 to `packets_per_session - 1`.
+    pub packets_per_session: u64,
+}
 
 /// One flow's counts.
 #[derive(Debug, Clone, Default)]
@@ -25,14 +31,17 @@ pub struct FlowTracker {
 }
 
 impl FlowTracker {
-    /// Records one packet; false when its number is implausibly far ahead.
-    pub fn record(&mut self, seq: u64) -> bool {
-        if seq > self.highest.unwrap_or(0).saturating_add(MAX_SEQ_JUMP) {
+    /// Records one packet; false when its number is at or beyond `limit`, the flow's
+    /// packet count (the bitmap then never grows past `limit` bits).
+    pub fn record(&mut self, seq: u64, limit: u64) -> bool {
+        if seq >= limit {
             return false;
         }
-        let (word, bit) = ((seq / 64) as usize, seq % 64);
+        let (Ok(word), bit) = (usize::try_from(seq / 64), seq % 64) else {
+            return false;
+        };
         if self.seen.len() <= word {
-            self.seen.resize(word + 1, 0);
+            self.seen.resize(word.saturating_add(1), 0);
         }
         let Some(slot) = self.seen.get_mut(word) else {
             return false;
@@ -68,10 +77,13 @@ pub struct FlowTotals {
 /// A sink's state: flows by session index, latency, refusals.
 #[derive(Debug)]
 pub struct Verifier {
+    /// The flows that can arrive.
+    pub shape: RunShape,
     pub flows: HashMap<u32, FlowTracker>,
     /// One-way latency in nanoseconds of every verified packet.
     pub latency: Histogram<u64>,
-    /// Payloads that failed verification (or claimed an impossible sequence number).
+    /// Payloads that failed verification, or claimed a session or sequence number outside
+    /// the run's [`RunShape`].
     pub corrupt: u64,
     /// Packets that were not of this run (bad magic) or that the fast path refused.
     pub foreign: u64,
@@ -80,10 +92,11 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// An empty sink state; latencies from 1 ns to 100 s at 3 significant digits (the
-    /// histogram crate refuses only impossible bounds).
-    pub fn new() -> Result<Verifier, hdrhistogram::CreationError> {
+    /// An empty sink state for a run of `shape`; latencies from 1 ns to 100 s at 3
+    /// significant digits (the histogram crate refuses only impossible bounds).
+    pub fn new(shape: RunShape) -> Result<Verifier, hdrhistogram::CreationError> {
         Ok(Verifier {
+            shape,
             flows: HashMap::new(),
             latency: Histogram::new_with_bounds(1, 100_000_000_000, 3)?,
             corrupt: 0,
@@ -96,11 +109,13 @@ impl Verifier {
     pub fn record(&mut self, result: Result<PayloadHeader, PayloadError>, now_ns: u64) {
         match result {
             Ok(header) => {
-                if !self
-                    .flows
-                    .entry(header.session)
-                    .or_default()
-                    .record(header.seq)
+                let limit = self.shape.packets_per_session;
+                if header.session >= self.shape.sessions
+                    || !self
+                        .flows
+                        .entry(header.session)
+                        .or_default()
+                        .record(header.seq, limit)
                 {
                     self.corrupt += 1;
                     return;
@@ -150,7 +165,11 @@ mod tests {
 
     #[test]
     fn counts_reorder_duplicates_loss_and_corruption() {
-        let mut v = Verifier::new().unwrap();
+        let mut v = Verifier::new(RunShape {
+            sessions: 2,
+            packets_per_session: 8,
+        })
+        .unwrap();
         for seq in [0, 1, 3, 2, 2, 5, 0] {
             v.record(payload::verify(&packet(1, seq)), 2_000);
         }
@@ -168,6 +187,27 @@ mod tests {
         assert_eq!((v.corrupt, v.foreign), (1, 1));
         assert_eq!(v.latency.len(), 7);
         assert_eq!(v.latency.max(), v.latency.highest_equivalent(1_000));
-        assert!(!v.flows.get_mut(&1).unwrap().record(1 << 40), "absurd jump");
+        assert!(!v.flows.get_mut(&1).unwrap().record(8, 8), "beyond the run");
+    }
+
+    #[test]
+    fn forged_sessions_and_sequence_numbers_are_corrupt_and_take_no_memory() {
+        let mut v = Verifier::new(RunShape {
+            sessions: 3,
+            packets_per_session: 100,
+        })
+        .unwrap();
+        // Once, a flow's highest number plus a fixed jump was the only bound: stepping by
+        // the jump grew one flow's bitmap by 2 MiB per packet, and every session number a
+        // new flow.
+        for step in 1..=64u64 {
+            v.record(payload::verify(&packet(1, step << 24)), 2_000);
+            v.record(payload::verify(&packet(3 + step as u32, 0)), 2_000);
+        }
+        v.record(payload::verify(&packet(2, 99)), 2_000);
+        assert_eq!(v.corrupt, 128);
+        assert_eq!(v.received(), 1);
+        assert!(v.flows.values().all(|f| f.seen.len() <= 2));
+        assert!(v.flows.keys().all(|&s| s < 3));
     }
 }
